@@ -1,0 +1,33 @@
+"""Triton kernel -> native shared library for the host CPU.
+
+Pipeline (docs/design.md): frontend (upstream triton: AST -> TTIR) -> reader (TTIR text -> our IR)
+-> analysis (axis info) -> codegen (our IR -> LLVM IR, llvmlite) -> toolchain (LLVM -> object -> .so,
+content-addressed disk cache).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from .options import CPUOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledKernel:
+  """A kernel library on disk, with what the launcher needs to call it (docs/abi.md)."""
+  name: str                     # Triton kernel name (the triton-cpu ABI symbol)
+  library_path: str             # the .so
+  library_hash: str             # hex content hash of the .so; the runtime's dlopen cache key
+  symbol: str                   # the fixed-signature launch trampoline, NAME_launch
+  param_types: tuple[str, ...]  # Triton type of each runtime parameter, in order ("*fp32", "i32", ...)
+  ttir: str = ""
+  llvm_ir: str = ""
+  asm: str = ""
+
+
+def compile_ttir(ttir: str, options: CPUOptions) -> CompiledKernel:
+  """Compiles TTIR text (from frontend.make_ttir) into a kernel library."""
+  from . import pipeline  # deferred: llvmlite is only needed when something compiles
+  return pipeline.compile_ttir(ttir, options)
+
+
+__all__ = ["CPUOptions", "CompiledKernel", "compile_ttir"]

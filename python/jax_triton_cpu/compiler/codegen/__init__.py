@@ -1,0 +1,48 @@
+"""Code generator: our IR -> LLVM IR (llvmlite), one module per kernel."""
+from __future__ import annotations
+
+from llvmlite import ir as llvm
+
+from .. import ir
+from ..options import CPUOptions
+from ..target import Target
+from . import abi, control_flow, elementwise, memory, tensor  # noqa: F401  (register their rules)
+from .lowering import FunctionLowering
+from .registry import supported
+
+
+def check_supported(module: ir.Module, kernel_name: str):
+  """Raises NotImplementedError naming the first op the CPU backend cannot compile, and where."""
+  for function in module.functions.values():
+    for op in ir.walk(function.body):
+      if not supported(op.name) and op.name not in ("scf.yield", "scf.condition"):
+        where = f" at {op.loc}" if op.loc else ""
+        raise NotImplementedError(
+            f"Triton op '{op.name}' is not supported by the CPU backend "
+            f"(in kernel '{kernel_name}'{where})")
+
+
+def generate(module: ir.Module, target: Target, options: CPUOptions) -> tuple[str, str, str]:
+  """Returns (LLVM IR text, kernel symbol, trampoline symbol)."""
+  function = module.kernel
+  if len(module.functions) > 1:
+    raise NotImplementedError(
+        f"kernel '{function.name}' calls non-inlined functions "
+        f"({', '.join(f for f in module.functions if f != function.name)}), which the CPU "
+        "backend does not support yet")
+  check_supported(module, function.name)
+  llvm_module = llvm.Module(name=function.name)
+  llvm_module.triple = target.triple
+  kernel = abi.declare_kernel(llvm_module, function, function.name)
+  lowering = FunctionLowering(function, kernel, target, options, function.name)
+  params, lowering.program_ids, lowering.num_programs = kernel_params(lowering)
+  for v, value in zip(function.params, params):
+    lowering.env[v] = value
+  lowering.emit_block(function.body)
+  trampoline = abi.define_trampoline(llvm_module, kernel, len(function.params),
+                                     f"{function.name}_launch")
+  return str(llvm_module), kernel.name, trampoline.name
+
+
+def kernel_params(lowering: FunctionLowering):
+  return abi.kernel_params(lowering.alloca_builder, lowering.llvm_function, lowering.function)

@@ -1,0 +1,89 @@
+"""The kernel's C ABI (triton-cpu's) and the launch trampoline (docs/abi.md)."""
+from __future__ import annotations
+
+from llvmlite import ir as llvm
+
+from .. import ir
+from . import types as T
+
+
+class _BFloat(llvm.Type):
+  """LLVM's bfloat, which llvmlite does not name: bf16 scalars are passed as __bf16, as C does."""
+
+  def _to_string(self):
+    return "bfloat"
+
+  def __eq__(self, other):
+    return isinstance(other, _BFloat)
+
+  def __hash__(self):
+    return hash("bfloat")
+
+
+BFLOAT = _BFloat()
+PROGRAM_ARGS = ("pid_x", "pid_y", "pid_z", "grid_x", "grid_y", "grid_z")
+
+
+def abi_type(triton_type) -> llvm.Type:
+  """How a kernel parameter of this Triton type is passed."""
+  if isinstance(triton_type, ir.ScalarType) and triton_type.name == "bf16":
+    return BFLOAT
+  return T.scalar_type(triton_type)
+
+
+def declare_kernel(module: llvm.Module, function: ir.Function, name: str) -> llvm.Function:
+  params = [abi_type(p.type) for p in function.params] + [T.I32] * 6
+  kernel = llvm.Function(module, llvm.FunctionType(llvm.VoidType(), params), name=name)
+  for arg, p in zip(kernel.args, function.params):
+    arg.name = p.name or ""
+  for arg, n in zip(kernel.args[len(function.params):], PROGRAM_ARGS):
+    arg.name = n
+  return kernel
+
+
+def kernel_params(builder: llvm.IRBuilder, kernel: llvm.Function, function: ir.Function):
+  """The kernel's parameters as the lowering holds them (bf16 as its bits), and the program ids
+  and grid sizes."""
+  n = len(function.params)
+  params = [builder.bitcast(a, T.I16) if a.type == BFLOAT else a for a in kernel.args[:n]]
+  return params, tuple(kernel.args[n:n + 3]), tuple(kernel.args[n + 3:])
+
+
+def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int, name: str):
+  """int32_t NAME(void* const* args, uint64_t first, uint64_t last, uint32_t gx, gy, gz):
+  runs programs [first, last) of the flattened grid (x fastest)."""
+  fn_type = llvm.FunctionType(T.I32, [T.PTR, T.I64, T.I64, T.I32, T.I32, T.I32])
+  fn = llvm.Function(module, fn_type, name=name)
+  args, first, last, gx, gy, gz = fn.args
+  for a, n in zip(fn.args, ("args", "first", "last", "grid_x", "grid_y", "grid_z")):
+    a.name = n
+  entry, loop, done = (fn.append_basic_block(n) for n in ("entry", "loop", "done"))
+  b = llvm.IRBuilder(entry)
+  values = []
+  for i, t in enumerate(kernel.function_type.args[:n_params]):
+    slot = b.load(b.gep(args, [T.I64(i)], source_etype=T.PTR), typ=T.PTR)
+    values.append(b.load(slot, typ=t))
+  x0 = b.trunc(b.urem(first, b.zext(gx, T.I64)), T.I32)
+  rest = b.udiv(first, b.zext(gx, T.I64))
+  y0 = b.trunc(b.urem(rest, b.zext(gy, T.I64)), T.I32)
+  z0 = b.trunc(b.udiv(rest, b.zext(gy, T.I64)), T.I32)
+  b.cbranch(b.icmp_unsigned("<", first, last), loop, done)
+
+  b.position_at_end(loop)
+  i, x, y, z = (b.phi(t) for t in (T.I64, T.I32, T.I32, T.I32))
+  for phi, init in zip((i, x, y, z), (first, x0, y0, z0)):
+    phi.add_incoming(init, entry)
+  b.call(kernel, values + [x, y, z, gx, gy, gz])
+  x1 = b.add(x, T.I32(1))
+  wrap_x = b.icmp_unsigned("==", x1, gx)
+  y1 = b.select(wrap_x, b.add(y, T.I32(1)), y)
+  wrap_y = b.and_(wrap_x, b.icmp_unsigned("==", y1, gy))
+  next_i = b.add(i, T.I64(1))
+  for phi, value in zip((i, x, y, z), (next_i, b.select(wrap_x, T.I32(0), x1),
+                                       b.select(wrap_y, T.I32(0), y1),
+                                       b.select(wrap_y, b.add(z, T.I32(1)), z))):
+    phi.add_incoming(value, loop)
+  b.cbranch(b.icmp_unsigned("<", next_i, last), loop, done)
+  b.position_at_end(done)
+  b.ret(T.I32(0))
+  return fn

@@ -1,0 +1,140 @@
+"""Structured control flow: scf.for, scf.if, scf.while, and the function's return.
+
+Values carried across control flow live in slots: an alloca for a scalar (promoted to SSA values
+by LLVM's mem2reg) or a stack buffer for a tensor.
+"""
+from __future__ import annotations
+
+from .. import ir
+from . import types as T
+from .lowering import Buffer
+from .registry import STATEMENT, register
+
+
+def _bind_slots(lo, values, slots):
+  for v, slot in zip(values, slots):
+    lo.env[v] = slot
+
+
+def _emit_body(lo, block: ir.Block):
+  """Emits a region's ops, except its terminator, which the caller handles."""
+  for op in block.ops[:-1]:
+    lo.emit_op(op)
+  return block.terminator
+
+
+def _write_slots(lo, values, slots):
+  """Writes values into slots that they may also read (a loop's own carried values): tensors read
+  from another slot, or computed from an expression, go through a scratch buffer first."""
+  staged = []
+  for v, slot in zip(values, slots):
+    if not isinstance(slot, Buffer):
+      staged.append((slot, lo.scalar(v)))
+      continue
+    held = lo.env.get(v)
+    if held is slot:
+      continue
+    if isinstance(held, Buffer) and held not in slots:
+      staged.append((slot, held))
+    else:
+      scratch = lo.new_buffer(v.type)
+      lo.compute_into(v, scratch)
+      staged.append((slot, scratch))
+  for slot, value in staged:
+    if isinstance(slot, Buffer):
+      lo.memcpy(slot.pointer, value.pointer, slot.nbytes)
+    else:
+      lo.builder.store(value, slot.pointer)
+
+
+@register(STATEMENT, "scf.for")
+def _for(lo, op):
+  b = lo.builder
+  lower, upper, step = (lo.scalar(v) for v in op.operands[:3])
+  inits = op.operands[3:]
+  body = op.regions[0].block
+  iv, *carried = body.args
+  slots = [lo.new_slot(v.type) for v in carried]
+  for slot, init in zip(slots, inits):
+    lo.store_slot(slot, init)
+  signed = not op.attrs.get("unsignedCmp", False)
+  less = (lambda x, y: b.icmp_signed("<", x, y)) if signed else (lambda x, y: b.icmp_unsigned("<", x, y))
+
+  loop = lo.llvm_function.append_basic_block("for.body")
+  done = lo.llvm_function.append_basic_block("for.end")
+  pre = b.block
+  b.cbranch(less(lower, upper), loop, done)
+  b.position_at_end(loop)
+  index = b.phi(lower.type)
+  index.add_incoming(lower, pre)
+  lo.env[iv] = index
+  _bind_slots(lo, carried, slots)
+  terminator = _emit_body(lo, body)
+  _write_slots(lo, terminator.operands, slots)
+  following = b.add(index, step)
+  index.add_incoming(following, b.block)
+  b.cbranch(less(following, upper), loop, done)
+  b.position_at_end(done)
+  _bind_slots(lo, op.results, slots)
+
+
+@register(STATEMENT, "scf.if")
+def _if(lo, op):
+  b = lo.builder
+  slots = [lo.new_slot(r.type) for r in op.results]
+  condition = lo.scalar(op.operands[0])
+  regions = [r for r in op.regions if r.blocks]
+  then_block = lo.llvm_function.append_basic_block("if.then")
+  else_block = lo.llvm_function.append_basic_block("if.else")
+  done = lo.llvm_function.append_basic_block("if.end")
+  b.cbranch(condition, then_block, else_block)
+  for region, llvm_block in zip([regions[0], regions[1] if len(regions) > 1 else None],
+                                [then_block, else_block]):
+    b.position_at_end(llvm_block)
+    if region is not None:
+      terminator = _emit_body(lo, region.block)
+      for slot, v in zip(slots, terminator.operands):  # results are fresh: no read-write hazard
+        lo.store_slot(slot, v)
+    b.branch(done)
+  b.position_at_end(done)
+  _bind_slots(lo, op.results, slots)
+
+
+@register(STATEMENT, "scf.while")
+def _while(lo, op):
+  b = lo.builder
+  before, after = (r.block for r in op.regions)
+  carried = [lo.new_slot(v.type) for v in before.args]
+  passed = [lo.new_slot(v.type) for v in after.args]
+  for slot, init in zip(carried, op.operands):
+    lo.store_slot(slot, init)
+  header = lo.llvm_function.append_basic_block("while.cond")
+  loop = lo.llvm_function.append_basic_block("while.body")
+  done = lo.llvm_function.append_basic_block("while.end")
+  b.branch(header)
+  b.position_at_end(header)
+  _bind_slots(lo, before.args, carried)
+  condition = _emit_body(lo, before)  # scf.condition(%cond, values...)
+  for slot, v in zip(passed, condition.operands[1:]):
+    lo.store_slot(slot, v)
+  b.cbranch(lo.scalar(condition.operands[0]), loop, done)
+  b.position_at_end(loop)
+  _bind_slots(lo, after.args, passed)
+  terminator = _emit_body(lo, after)
+  for slot, v in zip(carried, terminator.operands):
+    lo.store_slot(slot, v)
+  b.branch(header)
+  b.position_at_end(done)
+  _bind_slots(lo, op.results, passed)
+
+
+@register(STATEMENT, "tt.return")
+def _return(lo, op):
+  if op.operands:
+    raise lo.error(op, "returning values from a kernel is not supported")
+  lo.builder.ret_void()
+
+
+@register(STATEMENT, "gpu.barrier")
+def _barrier(lo, op):
+  pass  # tl.debug_barrier: one program runs on one thread, so it has nothing to wait for

@@ -1,0 +1,319 @@
+"""Elementwise rules: arith and math ops on LLVM scalars or vectors of one lane count."""
+from __future__ import annotations
+
+from llvmlite import ir as llvm
+
+from .. import ir
+from . import types as T
+from .registry import ELEMENTWISE, register
+
+
+def _operand_type(op: ir.Op, i: int = 0):
+  return ir.element_type(op.operands[i].type)
+
+
+def _result_type(op: ir.Op):
+  return ir.element_type(op.result.type)
+
+
+def _fp(lowering, instr):
+  instr.flags.extend(lowering.fp_flags)
+  return instr
+
+
+# ---- bf16 (held as its 16 bits) -----------------------------------------------------------------
+
+def bf16_to_f32(b: llvm.IRBuilder, x):
+  n = T.lanes(x)
+  wide = b.shl(b.zext(x, T.of_lanes(T.I32, n)), T.constant(T.of_lanes(T.I32, n), 16))
+  return b.bitcast(wide, T.of_lanes(T.F32, n))
+
+
+def f32_to_bf16(b: llvm.IRBuilder, x):
+  """Round to nearest even; NaNs stay (quiet) NaNs."""
+  n = T.lanes(x)
+  i32 = T.of_lanes(T.I32, n)
+  bits = b.bitcast(x, i32)
+  lsb = b.and_(b.lshr(bits, T.constant(i32, 16)), T.constant(i32, 1))
+  rounded = b.lshr(b.add(bits, b.add(lsb, T.constant(i32, 0x7FFF))), T.constant(i32, 16))
+  quiet_nan = b.or_(b.lshr(bits, T.constant(i32, 16)), T.constant(i32, 0x40))
+  is_nan = b.fcmp_unordered("uno", x, x)
+  return b.trunc(b.select(is_nan, quiet_nan, rounded), T.of_lanes(T.I16, n))
+
+
+def to_f32_if_bf16(b, x, triton_type):
+  return bf16_to_f32(b, x) if triton_type.name == "bf16" else x
+
+
+def _float_rule(compute):
+  """A float op; bf16 operands are computed in f32 and rounded back."""
+  def rule(lowering, op, *args):
+    b = lowering.builder
+    if _operand_type(op).name != "bf16":
+      return compute(lowering, op, *args)
+    result = compute(lowering, op, *(bf16_to_f32(b, a) for a in args))
+    if ir.element_type(op.result.type).name == "bf16":
+      result = f32_to_bf16(b, result)
+    return result
+  return rule
+
+
+# ---- integer arithmetic -------------------------------------------------------------------------
+
+for _name, _method in {"arith.addi": "add", "arith.subi": "sub", "arith.muli": "mul",
+                       "arith.andi": "and_", "arith.ori": "or_", "arith.xori": "xor"}.items():
+  register(ELEMENTWISE, _name)(lambda lo, op, x, y, _m=_method: getattr(lo.builder, _m)(x, y))
+
+
+def _safe_divisor(b, y, signed):
+  """Division by zero (and INT_MIN / -1) traps on x86; Triton leaves the result unspecified, so
+  those lanes divide by 1 instead."""
+  zero = T.constant(y.type, 0)
+  bad = b.icmp_unsigned("==", y, zero)
+  if signed:
+    bad = b.or_(bad, b.icmp_signed("==", y, T.constant(y.type, -1)))
+  return b.select(bad, T.constant(y.type, 1), y), bad
+
+
+@register(ELEMENTWISE, "arith.divsi", "arith.remsi")
+def _signed_div(lo, op, x, y):
+  b = lo.builder
+  divisor, bad = _safe_divisor(b, y, signed=True)
+  if op.name == "arith.divsi":  # x / -1 == -x (wrapping)
+    minus_one = b.icmp_signed("==", y, T.constant(y.type, -1))
+    return b.select(minus_one, b.neg(x), b.sdiv(x, divisor))
+  minus_one = b.icmp_signed("==", y, T.constant(y.type, -1))
+  return b.select(minus_one, T.constant(x.type, 0), b.srem(x, divisor))
+
+
+@register(ELEMENTWISE, "arith.divui", "arith.remui")
+def _unsigned_div(lo, op, x, y):
+  divisor, _ = _safe_divisor(lo.builder, y, signed=False)
+  return (lo.builder.udiv if op.name == "arith.divui" else lo.builder.urem)(x, divisor)
+
+
+@register(ELEMENTWISE, "arith.ceildivsi", "arith.floordivsi")
+def _rounded_div(lo, op, x, y):
+  b = lo.builder
+  q = _signed_div(lo, op, x, y)
+  r = b.sub(x, b.mul(q, y))
+  zero = T.constant(x.type, 0)
+  inexact = b.icmp_unsigned("!=", r, zero)
+  same_sign = b.icmp_signed(">=", b.xor(x, y), zero)
+  if op.name == "arith.ceildivsi":
+    return b.select(b.and_(inexact, same_sign), b.add(q, T.constant(x.type, 1)), q)
+  return b.select(b.and_(inexact, b.not_(same_sign)), b.sub(q, T.constant(x.type, 1)), q)
+
+
+def _shift(method):
+  def rule(lo, op, x, y):
+    # Shifting by the bit width or more is poison in LLVM; Triton (PTX) gives 0 or the sign fill.
+    b = lo.builder
+    width = T.element(x.type).width
+    too_far = b.icmp_unsigned(">=", y, T.constant(y.type, width))
+    clamped = b.select(too_far, T.constant(y.type, width - 1), y)
+    shifted = getattr(b, method)(x, clamped)
+    if method == "ashr":
+      return shifted
+    return b.select(too_far, T.constant(x.type, 0), shifted)
+  return rule
+
+
+register(ELEMENTWISE, "arith.shli")(_shift("shl"))
+register(ELEMENTWISE, "arith.shrui")(_shift("lshr"))
+register(ELEMENTWISE, "arith.shrsi")(_shift("ashr"))
+
+for _name, _cmp, _signed in (("arith.maxsi", ">", True), ("arith.minsi", "<", True),
+                             ("arith.maxui", ">", False), ("arith.minui", "<", False)):
+  def _minmax(lo, op, x, y, _cmp=_cmp, _signed=_signed):
+    b = lo.builder
+    take_x = (b.icmp_signed if _signed else b.icmp_unsigned)(_cmp, x, y)
+    return b.select(take_x, x, y)
+  register(ELEMENTWISE, _name)(_minmax)
+
+_ICMP = {0: ("==", None), 1: ("!=", None), 2: ("<", True), 3: ("<=", True), 4: (">", True),
+         5: (">=", True), 6: ("<", False), 7: ("<=", False), 8: (">", False), 9: (">=", False)}
+
+
+@register(ELEMENTWISE, "arith.cmpi")
+def _cmpi(lo, op, x, y):
+  cmp, signed = _ICMP[op.attrs["predicate"]]
+  return (lo.builder.icmp_signed if signed else lo.builder.icmp_unsigned)(cmp, x, y)
+
+
+@register(ELEMENTWISE, "arith.select")
+def _select(lo, op, c, x, y):
+  return lo.builder.select(c, x, y)
+
+
+@register(ELEMENTWISE, "math.absi")
+def _absi(lo, op, x):
+  return lo.call_intrinsic("abs", [x, T.I1(0)], overload=[x.type])
+
+
+@register(ELEMENTWISE, "tt.mulhiui")
+def _mulhiui(lo, op, x, y):
+  b = lo.builder
+  width = T.element(x.type).width
+  wide = T.of_lanes(llvm.IntType(2 * width), T.lanes(x))
+  product = b.mul(b.zext(x, wide), b.zext(y, wide))
+  return b.trunc(b.lshr(product, T.constant(wide, width)), x.type)
+
+
+# ---- float arithmetic ---------------------------------------------------------------------------
+
+for _name, _method in {"arith.addf": "fadd", "arith.subf": "fsub", "arith.mulf": "fmul",
+                       "arith.divf": "fdiv", "arith.remf": "frem"}.items():
+  register(ELEMENTWISE, _name)(_float_rule(
+      lambda lo, op, x, y, _m=_method: _fp(lo, getattr(lo.builder, _m)(x, y))))
+
+register(ELEMENTWISE, "tt.precise_divf")(_float_rule(lambda lo, op, x, y: lo.builder.fdiv(x, y)))
+register(ELEMENTWISE, "arith.negf")(_float_rule(lambda lo, op, x: lo.builder.fneg(x)))
+
+for _name, _intrinsic in {"arith.maxnumf": "maxnum", "arith.minnumf": "minnum",
+                          "arith.maximumf": "maximum", "arith.minimumf": "minimum"}.items():
+  register(ELEMENTWISE, _name)(_float_rule(
+      lambda lo, op, x, y, _i=_intrinsic: lo.call_intrinsic(_i, [x, y])))
+
+_FCMP = {1: ("==", True), 2: (">", True), 3: (">=", True), 4: ("<", True), 5: ("<=", True),
+         6: ("!=", True), 7: ("ord", True), 8: ("==", False), 9: (">", False), 10: (">=", False),
+         11: ("<", False), 12: ("<=", False), 13: ("!=", False), 14: ("uno", False)}
+
+
+@register(ELEMENTWISE, "arith.cmpf")
+def _cmpf(lo, op, x, y):
+  b = lo.builder
+  predicate = op.attrs["predicate"]
+  if predicate in (0, 15):  # false / true
+    return T.constant(T.of_lanes(T.I1, T.lanes(x)), int(predicate == 15))
+  x, y = (to_f32_if_bf16(b, v, _operand_type(op)) for v in (x, y))
+  cmp, ordered = _FCMP[predicate]
+  return (b.fcmp_ordered if ordered else b.fcmp_unordered)(cmp, x, y)
+
+
+# Math functions with an LLVM intrinsic. f16 and bf16 compute in f32 (what GPUs do too).
+_MATH_INTRINSICS = {
+    "math.exp": "exp", "math.exp2": "exp2", "math.log": "log", "math.log2": "log2",
+    "math.log10": "log10", "math.sqrt": "sqrt", "tt.precise_sqrt": "sqrt", "math.sin": "sin",
+    "math.cos": "cos", "math.absf": "fabs", "math.floor": "floor", "math.ceil": "ceil",
+    "math.trunc": "trunc", "math.round": "round", "math.roundeven": "roundeven",
+}
+
+
+def _promoted_math(compute):
+  def rule(lo, op, *args):
+    b = lo.builder
+    name = _operand_type(op).name
+    if name not in ("f16", "bf16"):
+      return compute(lo, op, *args)
+    wide = [bf16_to_f32(b, a) if name == "bf16" else b.fpext(a, T.of_lanes(T.F32, T.lanes(a)))
+            for a in args]
+    result = compute(lo, op, *wide)
+    return f32_to_bf16(b, result) if name == "bf16" else b.fptrunc(result, args[0].type)
+  return rule
+
+
+for _name, _intrinsic in _MATH_INTRINSICS.items():
+  register(ELEMENTWISE, _name)(_promoted_math(
+      lambda lo, op, *args, _i=_intrinsic: _fp(lo, lo.call_intrinsic(_i, list(args)))))
+
+
+@register(ELEMENTWISE, "math.rsqrt")
+@_promoted_math
+def _rsqrt(lo, op, x):
+  return _fp(lo, lo.builder.fdiv(T.constant(x.type, 1.0), lo.call_intrinsic("sqrt", [x])))
+
+
+@register(ELEMENTWISE, "math.fma")
+@_promoted_math
+def _fma(lo, op, x, y, z):
+  return lo.call_intrinsic("fma", [x, y, z])
+
+
+# ---- casts --------------------------------------------------------------------------------------
+
+def _float_rank(name: str) -> int:
+  return {"bf16": 16, "f16": 16, "f32": 32, "f64": 64}[name]
+
+
+@register(ELEMENTWISE, "arith.extf", "arith.truncf")
+def _float_cast(lo, op, x):
+  b = lo.builder
+  src, dst = _operand_type(op).name, _result_type(op).name
+  n = T.lanes(x)
+  if src == dst:
+    return x
+  if src == "bf16":
+    x, src = bf16_to_f32(b, x), "f32"
+  if dst == "bf16":
+    if src == "f64":  # round once, to bf16, not twice via f32
+      return _f64_to_bf16(b, x)
+    if src == "f16":
+      x = b.fpext(x, T.of_lanes(T.F32, n))
+    return f32_to_bf16(b, x)
+  target = T.of_lanes(T.scalar_type(_result_type(op)), n)
+  if src == dst:
+    return x
+  return (b.fpext if _float_rank(dst) > _float_rank(src) else b.fptrunc)(x, target)
+
+
+def _f64_to_bf16(b, x):
+  """f64 -> bf16 with a single rounding: round to f32 toward zero, set the last bit when inexact
+  (round to odd keeps ties honest), then round to nearest even to bf16."""
+  n = T.lanes(x)
+  i32 = T.of_lanes(T.I32, n)
+  as_f32 = b.fptrunc(x, T.of_lanes(T.F32, n))
+  back = b.fpext(as_f32, x.type)
+  fabs = lambda v: b.call(_fabs(b, v.type), [v])
+  too_big = b.fcmp_ordered(">", fabs(back), fabs(x))
+  bits = b.bitcast(as_f32, i32)
+  bits = b.select(too_big, b.sub(bits, T.constant(i32, 1)), bits)
+  bits = b.select(b.fcmp_ordered("!=", back, x), b.or_(bits, T.constant(i32, 1)), bits)
+  return f32_to_bf16(b, b.bitcast(bits, T.of_lanes(T.F32, n)))
+
+
+def _fabs(b, llvm_type):
+  module = b.block.function.module
+  name = f"llvm.fabs.{T.mangle(llvm_type)}"
+  fn = module.globals.get(name)
+  return fn or llvm.Function(module, llvm.FunctionType(llvm_type, [llvm_type]), name=name)
+
+
+@register(ELEMENTWISE, "arith.sitofp", "arith.uitofp")
+def _int_to_float(lo, op, x):
+  b = lo.builder
+  n = T.lanes(x)
+  dst = _result_type(op).name
+  target = T.of_lanes(T.F32 if dst == "bf16" else T.scalar_type(_result_type(op)), n)
+  result = (b.sitofp if op.name == "arith.sitofp" else b.uitofp)(x, target)
+  return f32_to_bf16(b, result) if dst == "bf16" else result
+
+
+@register(ELEMENTWISE, "arith.fptosi", "arith.fptoui")
+def _float_to_int(lo, op, x):
+  b = lo.builder
+  x = to_f32_if_bf16(b, x, _operand_type(op))
+  target = T.of_lanes(T.scalar_type(_result_type(op)), T.lanes(x))
+  # Saturating conversions: out-of-range values are poison with plain fptosi.
+  base = "fptosi.sat" if op.name == "arith.fptosi" else "fptoui.sat"
+  return lo.call_intrinsic(base, [x], ret=target, overload=[target, x.type])
+
+
+@register(ELEMENTWISE, "arith.extsi", "arith.extui", "arith.trunci", "arith.index_cast",
+          "arith.index_castui")
+def _int_cast(lo, op, x):
+  b = lo.builder
+  target = T.of_lanes(T.scalar_type(_result_type(op)), T.lanes(x))
+  src_bits, dst_bits = T.element(x.type).width, T.element(target).width
+  if src_bits == dst_bits:
+    return x
+  if dst_bits < src_bits:
+    return b.trunc(x, target)
+  signed = op.name in ("arith.extsi", "arith.index_cast") and src_bits > 1
+  return (b.sext if signed else b.zext)(x, target)
+
+
+@register(ELEMENTWISE, "arith.bitcast", "tt.bitcast")
+def _bitcast(lo, op, x):
+  target = T.of_lanes(T.scalar_type(_result_type(op)), T.lanes(x))
+  return x if x.type == target else lo.builder.bitcast(x, target)

@@ -1,0 +1,268 @@
+"""Lowering of one Triton function body to LLVM IR.
+
+Scalars become LLVM values at their program point. A tensor is either held in a stack buffer
+(`Buffer`) or lazy: computed lane chunk by lane chunk (`Index`) inside the loop nest of the op that
+needs it, so chains of elementwise ops fuse into one loop whose body works on native-width SIMD
+vectors. Code size does not grow with the block size: loops, not unrolled vectors, cover a tile.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+
+from llvmlite import ir as llvm
+
+from .. import ir
+from ..axis_info import AxisAnalysis
+from ..options import CPUOptions
+from ..target import Target
+from . import registry, types as T
+from .plan import Plan, is_lazy
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Index:
+  """A chunk of `lanes` consecutive elements along the last dimension of a tensor: `dims` holds one
+  i32 per dimension, the last being the chunk's first position."""
+  dims: tuple
+  lanes: int
+
+
+class Buffer:
+  """A tensor in memory, row-major, dense."""
+
+  def __init__(self, pointer, tensor_type: ir.TensorType):
+    self.pointer = pointer
+    self.type = tensor_type
+    self.element = T.memory_type(tensor_type)
+    self.strides = tuple(math.prod(tensor_type.shape[d + 1:]) for d in range(tensor_type.rank))
+
+  @property
+  def nbytes(self) -> int:
+    return self.type.numel * _size_of(self.element)
+
+  def address(self, builder, index: Index):
+    flat = None
+    for d, stride in zip(index.dims, self.strides):
+      term = d if stride == 1 else builder.mul(d, T.I32(stride))
+      flat = term if flat is None else builder.add(flat, term)
+    return builder.gep(self.pointer, [flat], source_etype=self.element)
+
+  def load(self, builder, index: Index):
+    value = builder.load(self.address(builder, index), typ=T.of_lanes(self.element, index.lanes),
+                         align=_size_of(self.element))
+    if T.scalar_type(self.type) == T.I1:  # bools are stored as bytes
+      value = builder.icmp_unsigned("!=", value, T.constant(value.type, 0))
+    return value
+
+  def store(self, builder, index: Index, value):
+    if T.scalar_type(self.type) == T.I1:
+      value = builder.zext(value, T.of_lanes(T.I8, index.lanes))
+    builder.store(value, self.address(builder, index), align=_size_of(self.element))
+
+
+def _size_of(t: llvm.Type) -> int:
+  if isinstance(t, llvm.PointerType):
+    return 8
+  if isinstance(t, llvm.IntType):
+    return max(1, t.width // 8)
+  return {"half": 2, "float": 4, "double": 8}[str(t)]
+
+
+class Slot:
+  """Storage of a scalar carried across control flow (mem2reg turns it into SSA values)."""
+
+  def __init__(self, pointer, llvm_type):
+    self.pointer, self.llvm_type = pointer, llvm_type
+
+
+class UnsupportedOp(NotImplementedError):
+  pass
+
+
+class FunctionLowering:
+
+  def __init__(self, function: ir.Function, llvm_function: llvm.Function, target: Target,
+               options: CPUOptions, kernel_name: str):
+    self.function = function
+    self.llvm_function = llvm_function
+    self.module = llvm_function.module
+    self.target = target
+    self.options = options
+    self.kernel_name = kernel_name
+    self.axis = AxisAnalysis(function)
+    self.plan = Plan(function)
+    self.env: dict[ir.Value, object] = {}
+    entry = llvm_function.append_basic_block("entry")
+    self.alloca_builder = llvm.IRBuilder(entry)  # allocas stay in the entry block
+    body = llvm_function.append_basic_block("body")
+    self.alloca_builder.branch(body)
+    self.alloca_builder.position_before(entry.terminator)
+    self.builder = llvm.IRBuilder(body)
+    self.program_ids: tuple = ()
+    self.num_programs: tuple = ()
+    self._memo: dict = {}
+    flags = ["contract"] if options.enable_fp_fusion else []
+    if options.enable_fast_math:
+      flags += ["reassoc", "nsz", "arcp", "afn"]
+    self.fp_flags = tuple(flags)
+
+  # ---- errors ---------------------------------------------------------------------------------
+
+  def error(self, op: ir.Op, what: str) -> UnsupportedOp:
+    where = f" at {op.loc}" if op.loc else ""
+    return UnsupportedOp(f"{what} (in kernel '{self.kernel_name}'{where})")
+
+  # ---- values ---------------------------------------------------------------------------------
+
+  def scalar(self, v: ir.Value):
+    value = self.env[v]
+    if isinstance(value, Slot):
+      return self.builder.load(value.pointer, typ=value.llvm_type)
+    return value
+
+  def evaluate(self, v: ir.Value, index: Index):
+    """The value of `v` at the lane chunk `index` of its shape: a scalar when it is the same in every
+    lane of the chunk, else a vector of index.lanes lanes."""
+    held = self.env.get(v)
+    if held is not None:
+      return held.load(self.builder, index) if isinstance(held, Buffer) else self.scalar(v)
+    key = (v, index)
+    if key in self._memo:
+      return self._memo[key]
+    op = v.op
+    if op is None or not is_lazy(v):
+      raise AssertionError(f"value {v} used before it is defined")
+    if op.name in registry.TENSOR:
+      result = registry.TENSOR[op.name](self, op, index)
+    else:
+      args = [self.evaluate(o, index) for o in op.operands]
+      n = max(map(T.lanes, args), default=1)
+      result = registry.ELEMENTWISE[op.name](self, op, *(T.splat(self.builder, a, n) for a in args))
+    self._memo[key] = result
+    return result
+
+  def elementwise_args(self, op: ir.Op, index: Index):
+    """Evaluates all operands of `op` at `index`, splatted to one lane count."""
+    args = [self.evaluate(o, index) for o in op.operands]
+    n = max(map(T.lanes, args), default=1)
+    return [T.splat(self.builder, a, n) for a in args]
+
+  def buffer(self, v: ir.Value) -> Buffer:
+    """`v` in memory, computing it into a new buffer if it is lazy."""
+    held = self.env.get(v)
+    if isinstance(held, Buffer):
+      return held
+    buf = self.new_buffer(v.type)
+    self.compute_into(v, buf)
+    return buf
+
+  def compute_into(self, v: ir.Value, dest: Buffer):
+    held = self.env.get(v)
+    if held is dest:
+      return
+    if isinstance(held, Buffer):
+      self.memcpy(dest.pointer, held.pointer, dest.nbytes)
+      return
+    with self.loop_nest(v.type.shape, self.lanes_for(v.type)) as index:
+      dest.store(self.builder, index, T.splat(self.builder, self.evaluate(v, index), index.lanes))
+
+  # ---- storage --------------------------------------------------------------------------------
+
+  def new_buffer(self, tensor_type: ir.TensorType) -> Buffer:
+    element = T.memory_type(tensor_type)
+    storage = self.alloca_builder.alloca(llvm.ArrayType(element, tensor_type.numel))
+    storage.align = 64
+    return Buffer(self.alloca_builder.bitcast(storage, T.PTR), tensor_type)
+
+  def new_slot(self, type_) -> "Slot | Buffer":
+    if ir.is_tensor(type_):
+      return self.new_buffer(type_)
+    llvm_type = T.scalar_type(type_)
+    return Slot(self.alloca_builder.alloca(llvm_type), llvm_type)
+
+  def store_slot(self, slot, v: ir.Value):
+    if isinstance(slot, Buffer):
+      self.compute_into(v, slot)
+    else:
+      self.builder.store(self.scalar(v), slot.pointer)
+
+  def memcpy(self, dest, src, nbytes: int):
+    fn = self.intrinsic("llvm.memcpy.p0.p0.i64", llvm.VoidType(), [T.PTR, T.PTR, T.I64, T.I1])
+    self.builder.call(fn, [dest, src, T.I64(nbytes), T.I1(0)])
+
+  def intrinsic(self, name: str, ret, arg_types) -> llvm.Function:
+    fn = self.module.globals.get(name)
+    if fn is None:
+      fn = llvm.Function(self.module, llvm.FunctionType(ret, arg_types), name=name)
+    return fn
+
+  def call_intrinsic(self, base: str, args, ret=None, overload=None):
+    """Calls llvm.<base>.<mangled overload types>(args)."""
+    ret = ret or args[0].type
+    overload = overload if overload is not None else [ret]
+    name = ".".join([f"llvm.{base}"] + [T.mangle(t) for t in overload])
+    return self.builder.call(self.intrinsic(name, ret, [a.type for a in args]), args)
+
+  # ---- loops ----------------------------------------------------------------------------------
+
+  def lanes_for(self, tensor_type: ir.TensorType, *others) -> int:
+    """Lanes per chunk: one SIMD register of the widest element involved, within the last dim."""
+    bits = max([32] + [ir.element_type(t).bits for t in (tensor_type, *others)])
+    return max(1, min(tensor_type.shape[-1], self.target.vector_bits // bits))
+
+  @contextlib.contextmanager
+  def loop(self, count: int, step: int = 1):
+    """A counted loop (count > 0, a multiple of step); yields the i32 induction variable."""
+    if count == step:
+      yield T.I32(0)
+      return
+    b = self.builder
+    pre = b.block
+    body = self.llvm_function.append_basic_block("loop")
+    done = self.llvm_function.append_basic_block("loop.end")
+    b.branch(body)
+    b.position_at_end(body)
+    i = b.phi(T.I32)
+    i.add_incoming(T.I32(0), pre)
+    yield i
+    nxt = b.add(i, T.I32(step))
+    i.add_incoming(nxt, b.block)
+    b.cbranch(b.icmp_signed("<", nxt, T.I32(count)), body, done)
+    b.position_at_end(done)
+
+  @contextlib.contextmanager
+  def loop_nest(self, shape: tuple[int, ...], lanes: int):
+    """Loops over every lane chunk of a tensor of `shape`; yields the chunk's Index."""
+    with contextlib.ExitStack() as stack:
+      dims = [stack.enter_context(self.loop(n)) for n in shape[:-1]]
+      dims.append(stack.enter_context(self.loop(shape[-1], lanes)))
+      saved, self._memo = self._memo, {}
+      try:
+        yield Index(tuple(dims), lanes)
+      finally:
+        self._memo = saved
+
+  # ---- ops ------------------------------------------------------------------------------------
+
+  def emit_block(self, block: ir.Block):
+    for op in block.ops:
+      self.emit_op(op)
+
+  def emit_op(self, op: ir.Op):
+    if op.name in registry.STATEMENT:
+      registry.STATEMENT[op.name](self, op)
+    elif any(ir.is_tensor(r.type) for r in op.results):
+      for r in op.results:  # lazy; computed now only if the plan says so
+        if r in self.plan.materialized:
+          buf = self.new_buffer(r.type)
+          self.compute_into(r, buf)
+          self.env[r] = buf
+    elif op.name in registry.SCALAR:
+      registry.SCALAR[op.name](self, op)
+    elif op.name in registry.ELEMENTWISE:
+      op_args = [self.scalar(o) for o in op.operands]
+      self.env[op.result] = registry.ELEMENTWISE[op.name](self, op, *op_args)
+    else:
+      raise self.error(op, f"Triton op '{op.name}' is not supported by the CPU backend")

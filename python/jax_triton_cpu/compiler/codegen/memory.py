@@ -1,0 +1,149 @@
+"""Memory rules: pointer arithmetic, loads and stores (tensor and scalar, masked or not).
+
+A chunk of a tensor access whose pointers are contiguous (axis info) is one vector load or store,
+masked if the op has a mask; any other chunk is a gather or scatter. Masked-off lanes never touch
+memory, scalar accesses included.
+"""
+from __future__ import annotations
+
+from llvmlite import ir as llvm
+
+from .. import ir
+from . import types as T
+from .lowering import Index, _size_of
+from .registry import ELEMENTWISE, SCALAR, STATEMENT, TENSOR, register
+
+
+@register(ELEMENTWISE, "tt.addptr")
+def _addptr(lo, op, pointer, offset):
+  pointee = ir.element_type(op.operands[0].type).pointee
+  return lo.builder.gep(pointer, [offset], source_etype=T.memory_type(pointee))
+
+
+@register(ELEMENTWISE, "tt.ptr_to_int")
+def _ptr_to_int(lo, op, pointer):
+  return lo.builder.ptrtoint(pointer, T.of_lanes(T.I64, T.lanes(pointer)))
+
+
+@register(ELEMENTWISE, "tt.int_to_ptr")
+def _int_to_ptr(lo, op, value):
+  return lo.builder.inttoptr(value, T.of_lanes(T.PTR, T.lanes(value)))
+
+
+def _load_operands(op: ir.Op):
+  ptr, *rest = op.operands
+  sizes = op.attrs.get("operandSegmentSizes") or [1, int(len(rest) > 0), int(len(rest) > 1)]
+  mask = rest[0] if sizes[1] else None
+  other = rest[sizes[1]] if sizes[2] else None
+  return ptr, mask, other
+
+
+def _is_bool(triton_type) -> bool:
+  return T.scalar_type(triton_type) == T.I1
+
+
+def _to_memory(b, value, triton_type):
+  return b.zext(value, T.of_lanes(T.I8, T.lanes(value))) if _is_bool(triton_type) else value
+
+
+def _from_memory(b, value, triton_type):
+  return b.icmp_unsigned("!=", value, T.constant(value.type, 0)) if _is_bool(triton_type) else value
+
+
+def _contiguous(lo, pointer: ir.Value, lanes: int) -> bool:
+  return ir.is_tensor(pointer.type) and lo.axis[pointer].contiguity[-1] % lanes == 0
+
+
+def _vector(b, value, n: int):
+  """`value` as an n-lane vector (a scalar is splatted; one lane becomes a <1 x T> vector)."""
+  if isinstance(value.type, llvm.VectorType):
+    return value
+  if n > 1:
+    return T.splat(b, value, n)
+  return b.insert_element(llvm.Constant(llvm.VectorType(value.type, 1), llvm.Undefined), value,
+                          T.I32(0))
+
+
+def _first(b, pointer):
+  return b.extract_element(pointer, T.I32(0)) if T.lanes(pointer) > 1 else pointer
+
+
+def load(lo, op: ir.Op, pointer, mask, other, contiguous: bool):
+  """Loads one chunk (or a scalar, lanes == 1) of op's result type from `pointer`."""
+  b = lo.builder
+  result_type = ir.element_type(op.results[0].type)
+  element = T.memory_type(result_type)
+  align = _size_of(element)
+  n = max(T.lanes(pointer), T.lanes(mask) if mask is not None else 1,
+          T.lanes(other) if other is not None else 1)
+  vec = llvm.VectorType(element, n)
+  if mask is None and (n == 1 or contiguous):
+    value = b.load(_first(b, pointer), typ=T.of_lanes(element, n), align=align)
+    return _from_memory(b, value, result_type)
+  mask = _vector(b, mask if mask is not None else T.I1(1), n)
+  passthru = (_vector(b, _to_memory(b, other, result_type), n) if other is not None
+              else T.constant(vec, 0))
+  if n == 1 or contiguous:
+    value = lo.call_intrinsic("masked.load", [_first(b, pointer), T.I32(align), mask, passthru],
+                              ret=vec, overload=[vec, T.PTR])
+  else:
+    pointers = T.splat(b, pointer, n)
+    value = lo.call_intrinsic("masked.gather", [pointers, T.I32(align), mask, passthru], ret=vec,
+                              overload=[vec, pointers.type])
+  if n == 1:
+    value = b.extract_element(value, T.I32(0))
+  return _from_memory(b, value, result_type)
+
+
+@register(TENSOR, "tt.load")
+def _tensor_load(lo, op, index: Index):
+  ptr, mask, other = _load_operands(op)
+  pointer = lo.evaluate(ptr, index)
+  return load(lo, op, pointer, lo.evaluate(mask, index) if mask is not None else None,
+              lo.evaluate(other, index) if other is not None else None,
+              T.lanes(pointer) > 1 and _contiguous(lo, ptr, index.lanes))
+
+
+@register(SCALAR, "tt.load")
+def _scalar_load(lo, op):
+  ptr, mask, other = _load_operands(op)
+  lo.env[op.result] = load(lo, op, lo.scalar(ptr),
+                           lo.scalar(mask) if mask is not None else None,
+                           lo.scalar(other) if other is not None else None, False)
+
+
+def store(lo, value_type, pointer, value, mask, contiguous: bool):
+  """Stores one chunk (or a scalar) of `value` through `pointer`, where `mask` allows."""
+  b = lo.builder
+  n = max(T.lanes(pointer), T.lanes(value), T.lanes(mask) if mask is not None else 1)
+  value = _to_memory(b, value, value_type)
+  align = _size_of(T.element(value.type))
+  if mask is None and (n == 1 or contiguous):
+    b.store(T.splat(b, value, n), _first(b, pointer), align=align)
+    return
+  value = _vector(b, value, n)
+  mask = _vector(b, mask if mask is not None else T.I1(1), n)
+  if n == 1 or contiguous:
+    lo.call_intrinsic("masked.store", [value, _first(b, pointer), T.I32(align), mask],
+                      ret=llvm.VoidType(), overload=[value.type, T.PTR])
+  else:
+    pointers = T.splat(b, pointer, n)
+    lo.call_intrinsic("masked.scatter", [value, pointers, T.I32(align), mask],
+                      ret=llvm.VoidType(), overload=[value.type, pointers.type])
+
+
+@register(STATEMENT, "tt.store")
+def _store(lo, op):
+  ptr, value, *rest = op.operands
+  mask = rest[0] if rest else None
+  value_type = ir.element_type(value.type)
+  if not ir.is_tensor(ptr.type):
+    store(lo, value_type, lo.scalar(ptr), lo.scalar(value),
+          lo.scalar(mask) if mask is not None else None, False)
+    return
+  shape = ptr.type.shape
+  with lo.loop_nest(shape, lo.lanes_for(value.type)) as index:
+    pointer = lo.evaluate(ptr, index)
+    store(lo, value_type, pointer, lo.evaluate(value, index),
+          lo.evaluate(mask, index) if mask is not None else None,
+          T.lanes(pointer) > 1 and _contiguous(lo, ptr, index.lanes))

@@ -1,0 +1,94 @@
+"""Rules for ops that shape tensors: ranges, splats, broadcasts, constants.
+
+Each maps a lane chunk of its result to the operand position it reads (see lowering.Index); a
+broadcast along the last dimension makes the operand the same in every lane, so it is computed
+once, as a scalar.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir as llvm
+
+from .. import ir
+from . import types as T
+from .lowering import Index
+from .registry import SCALAR, TENSOR, register
+
+
+@register(TENSOR, "tt.make_range")
+def _make_range(lo, op, index: Index):
+  b = lo.builder
+  start = b.add(index.dims[-1], T.I32(op.attrs["start"]))
+  if index.lanes == 1:
+    return start
+  return b.add(T.splat(b, start, index.lanes), T.iota(index.lanes))
+
+
+@register(TENSOR, "tt.splat")
+def _splat(lo, op, index: Index):
+  return lo.scalar(op.operands[0])
+
+
+@register(TENSOR, "tt.broadcast")
+def _broadcast(lo, op, index: Index):
+  src = op.operands[0].type.shape
+  dims = tuple(T.I32(0) if s == 1 else d for s, d in zip(src, index.dims))
+  return lo.evaluate(op.operands[0], Index(dims, 1 if src[-1] == 1 else index.lanes))
+
+
+@register(TENSOR, "tt.expand_dims")
+def _expand_dims(lo, op, index: Index):
+  axis = op.attrs["axis"]
+  dims = index.dims[:axis] + index.dims[axis + 1:]
+  # Dropping the last dimension (size 1, so one lane) makes the one before it the lane dimension.
+  return lo.evaluate(op.operands[0], Index(dims, index.lanes))
+
+
+def _constant_value(llvm_type, value, triton_type):
+  if triton_type.name == "bf16":
+    bits = int(np.array(value, np.float32).view(np.uint32))
+    return llvm.Constant(llvm_type, _round_bf16_bits(bits))
+  if isinstance(llvm_type, llvm.IntType):
+    value = int(value) & ((1 << llvm_type.width) - 1)
+    if value >= 1 << (llvm_type.width - 1) and llvm_type.width > 1:
+      value -= 1 << llvm_type.width
+  return llvm.Constant(llvm_type, value)
+
+
+def _round_bf16_bits(f32_bits: int) -> int:
+  return ((f32_bits + 0x7FFF + ((f32_bits >> 16) & 1)) >> 16) & 0xFFFF
+
+
+@register(SCALAR, "arith.constant")
+def _scalar_constant(lo, op):
+  t = op.result.type
+  lo.env[op.result] = _constant_value(T.scalar_type(t), op.attrs["value"], t)
+
+
+@register(TENSOR, "arith.constant")
+def _tensor_constant(lo, op, index: Index):
+  t = op.result.type
+  value = op.attrs["value"]
+  element = T.scalar_type(t)
+  if not isinstance(value, np.ndarray):  # a splat
+    return _constant_value(element, value, t.element)
+  # A dense constant: a private global array, read like a buffer.
+  name = f"const.{len(lo.module.globals)}"
+  flat = [_constant_value(T.memory_type(t), v, t.element) for v in value.reshape(-1).tolist()]
+  array_type = llvm.ArrayType(T.memory_type(t), len(flat))
+  g = llvm.GlobalVariable(lo.module, array_type, name=name)
+  g.global_constant = True
+  g.linkage = "private"
+  g.initializer = llvm.Constant(array_type, flat)
+  from .lowering import Buffer
+  return Buffer(g, t).load(lo.builder, index)
+
+
+@register(SCALAR, "tt.get_program_id")
+def _program_id(lo, op):
+  lo.env[op.result] = lo.program_ids[op.attrs["axis"]]
+
+
+@register(SCALAR, "tt.get_num_programs")
+def _num_programs(lo, op):
+  lo.env[op.result] = lo.num_programs[op.attrs["axis"]]

@@ -1,0 +1,80 @@
+"""Triton types as LLVM types, and small helpers for values that are either scalars or vectors."""
+from __future__ import annotations
+
+from llvmlite import ir as llvm
+
+from .. import ir
+
+I1, I8, I16, I32, I64 = (llvm.IntType(n) for n in (1, 8, 16, 32, 64))
+F16, F32, F64 = llvm.HalfType(), llvm.FloatType(), llvm.DoubleType()
+PTR = llvm.PointerType()
+
+# bf16 and fp8 values live in registers as integers of their width (their bits); arithmetic
+# converts them to f32 explicitly, so no libgcc helper or CPU extension is needed.
+_SCALARS = {
+    "i1": I1, "i8": I8, "i16": I16, "i32": I32, "i64": I64,
+    "f16": F16, "bf16": I16, "f32": F32, "f64": F64, "f8E4M3FN": I8, "f8E5M2": I8,
+}
+
+
+def scalar_type(t) -> llvm.Type:
+  """LLVM type of one element of Triton type `t` (a scalar, pointer, or tensor element)."""
+  t = ir.element_type(t)
+  if isinstance(t, ir.PointerType):
+    return PTR
+  try:
+    return _SCALARS[t.name]
+  except KeyError:
+    raise NotImplementedError(f"element type {t} is not supported by the CPU backend") from None
+
+
+def memory_type(t) -> llvm.Type:
+  """How one element is stored in memory (bools take a byte, as in Triton)."""
+  s = scalar_type(t)
+  return I8 if s is I1 else s
+
+
+def lanes(value) -> int:
+  return value.type.count if isinstance(value.type, llvm.VectorType) else 1
+
+
+def of_lanes(scalar: llvm.Type, n: int) -> llvm.Type:
+  return scalar if n == 1 else llvm.VectorType(scalar, n)
+
+
+def element(llvm_type: llvm.Type) -> llvm.Type:
+  return llvm_type.element if isinstance(llvm_type, llvm.VectorType) else llvm_type
+
+
+def constant(llvm_type: llvm.Type, value) -> llvm.Constant:
+  """A constant of a scalar or vector type (vectors get the value in every lane)."""
+  if isinstance(llvm_type, llvm.VectorType):
+    return llvm.Constant(llvm_type, [llvm.Constant(llvm_type.element, value)] * llvm_type.count)
+  return llvm.Constant(llvm_type, value)
+
+
+def splat(builder: llvm.IRBuilder, value, n: int):
+  """Broadcasts a scalar to n lanes (vectors and n == 1 pass through)."""
+  if n == 1 or isinstance(value.type, llvm.VectorType):
+    return value
+  vec_type = llvm.VectorType(value.type, n)
+  if isinstance(value, llvm.Constant):
+    return llvm.Constant(vec_type, [value] * n)
+  one = builder.insert_element(llvm.Constant(vec_type, llvm.Undefined), value, I32(0))
+  return builder.shuffle_vector(one, llvm.Constant(vec_type, llvm.Undefined),
+                                llvm.Constant(llvm.VectorType(I32, n), [I32(0)] * n))
+
+
+def iota(n: int, scalar: llvm.Type = I32) -> llvm.Constant:
+  return llvm.Constant(llvm.VectorType(scalar, n), [llvm.Constant(scalar, i) for i in range(n)])
+
+
+def mangle(t: llvm.Type) -> str:
+  """The type suffix LLVM intrinsic names use (v8f32, f16, i64, p0, ...)."""
+  if isinstance(t, llvm.VectorType):
+    return f"v{t.count}{mangle(t.element)}"
+  if isinstance(t, llvm.PointerType):
+    return "p0"
+  if isinstance(t, llvm.IntType):
+    return f"i{t.width}"
+  return {F16: "f16", F32: "f32", F64: "f64"}[t]

@@ -1,0 +1,56 @@
+"""Frontend: a @triton.jit function and its specialisation -> TTIR text.
+
+Upstream triton parses the Python AST and builds Triton IR (ASTSource.make_ir); we then run the
+target-independent TTIR passes. Triton has no CPU target, so the frontend borrows the CUDA backend's
+language hooks (fp8 conversions, module map); nothing GPU-specific survives into TTIR.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource, make_backend
+from triton._C.libtriton import ir, passes
+
+from .options import CPUOptions
+
+# sm_89: the oldest target with every fp8 type JAX has, and below sm_90 so that tensor descriptors are
+# rewritten into plain pointer arithmetic by the TTIR passes.
+_FRONTEND_TARGET = GPUTarget("cuda", 89, 32)
+
+
+def _frontend_backend_and_options(options: CPUOptions):
+  backend = make_backend(_FRONTEND_TARGET)
+  gpu_options = backend.parse_options({
+      "num_warps": options.num_warps,
+      "num_stages": options.num_stages,
+      "debug": options.debug,
+      "enable_fp_fusion": options.enable_fp_fusion,
+      "default_dot_input_precision": options.default_dot_input_precision,
+  })
+  return backend, gpu_options
+
+
+def make_ttir(fn, signature: Mapping[str, str], constants: Mapping[Any, Any],
+              attrs: Mapping[tuple, Any], options: CPUOptions) -> str:
+  """Returns the optimised TTIR of `fn` (with source locations) as text."""
+  backend, gpu_options = _frontend_backend_and_options(options)
+  context = ir.context()
+  ir.load_dialects(context)
+  backend.load_dialects(context)
+  codegen_fns = dict(backend.get_codegen_implementation(gpu_options))
+  codegen_fns["min_dot_size"] = lambda lhs_type, rhs_type: (1, 1, 1)  # any tile size works on CPU
+  source = ASTSource(fn, dict(signature), dict(constants), dict(attrs))
+  module = source.make_ir(_FRONTEND_TARGET, gpu_options, codegen_fns, backend.get_module_map(), context)
+  pm = ir.pass_manager(context)
+  pm.enable_debug()
+  passes.common.add_inliner(pm)
+  passes.ttir.add_rewrite_tensor_descriptor_to_pointer(pm)
+  passes.common.add_canonicalizer(pm)
+  passes.ttir.add_combine(pm)
+  passes.ttir.add_reorder_broadcast(pm)
+  passes.common.add_cse(pm)
+  passes.common.add_licm(pm)
+  passes.common.add_symbol_dce(pm)
+  pm.run(module, "make_ttir")
+  return str(module)

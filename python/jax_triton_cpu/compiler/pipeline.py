@@ -1,0 +1,26 @@
+"""TTIR text -> kernel library: reader, code generator, toolchain."""
+from __future__ import annotations
+
+from . import CompiledKernel, codegen, reader, toolchain
+from .options import CPUOptions
+from .target import host_target
+
+
+def compile_ttir(ttir: str, options: CPUOptions) -> CompiledKernel:
+  module = reader.read_ttir(ttir)
+  kernel = module.kernel
+  target = host_target()
+  llvm_ir, name, trampoline = codegen.generate(module, target, options)
+  library, asm = toolchain.compile_llvm_ir(llvm_ir, target, name)
+  return CompiledKernel(
+      name=name, library_path=library, library_hash=toolchain.file_hash(library),
+      symbol=trampoline, param_types=tuple(_signature_type(p.type) for p in kernel.params),
+      ttir=ttir, llvm_ir=llvm_ir, asm=asm)
+
+
+def _signature_type(t) -> str:
+  """Our IR type as a Triton signature string (*fp32, i32, ...), for the launcher's scalar packing."""
+  from . import ir
+  if isinstance(t, ir.PointerType):
+    return "*" + _signature_type(t.pointee)
+  return {"f16": "fp16", "bf16": "bf16", "f32": "fp32", "f64": "fp64"}.get(t.name, t.name)

@@ -1,0 +1,109 @@
+"""Reader: TTIR text -> our IR, through the MLIR Python bindings that jaxlib ships (with the Triton
+dialect registered)."""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+from jaxlib.mlir import ir as mlir
+from jaxlib.triton import dialect as triton_dialect
+
+from . import ir
+
+_LOC_RE = re.compile(r'"([^"]+)":(\d+):(\d+)')
+_TRITON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__import__("triton").__file__)))
+
+
+def _location(mlir_loc) -> ir.Location | None:
+  """The user's source position of an op: the innermost frame outside the triton package."""
+  frames = [ir.Location(f, int(l), int(c)) for f, l, c in _LOC_RE.findall(str(mlir_loc))]
+  user = [f for f in frames if not os.path.abspath(f.file).startswith(_TRITON_DIR)]
+  return (user or frames or [None])[0]
+
+
+def _attribute(attr):
+  """Converts an MLIR attribute into a Python value (int, float, bool, str, list or ndarray)."""
+  # The bindings hand out attributes already cast to their most specific class.
+  if isinstance(attr, (mlir.BoolAttr, mlir.IntegerAttr, mlir.FloatAttr, mlir.StringAttr)):
+    return attr.value
+  if isinstance(attr, (mlir.DenseI32ArrayAttr, mlir.DenseI64ArrayAttr, mlir.DenseBoolArrayAttr)):
+    return list(attr)
+  if isinstance(attr, mlir.DenseElementsAttr):
+    if attr.is_splat:
+      return _attribute(attr.get_splat_value())
+    return np.array(attr)
+  if isinstance(attr, mlir.ArrayAttr):
+    return [_attribute(a) for a in attr]
+  if isinstance(attr, mlir.DictAttr):
+    return {attr[i].name: _attribute(attr[i].attr) for i in range(len(attr))}
+  return str(attr)  # enums and other dialect attributes keep their spelling
+
+
+class _Reader:
+
+  def __init__(self):
+    self.values: dict = {}  # MLIR value -> ir.Value
+
+  def block(self, mlir_block) -> ir.Block:
+    block = ir.Block([ir.parse_type(str(a.type)) for a in mlir_block.arguments])
+    for m, v in zip(mlir_block.arguments, block.args):
+      self.values[m] = v
+    for mlir_op in mlir_block.operations:
+      op = self.op(mlir_op.operation)
+      op.parent = block
+      block.ops.append(op)
+    return block
+
+  def op(self, mop) -> ir.Op:
+    attrs = {name: _attribute(mop.attributes[name]) for name in mop.attributes}
+    loc = _location(mop.location)
+    try:
+      result_types = [ir.parse_type(str(r.type)) for r in mop.results]
+    except NotImplementedError as e:
+      raise NotImplementedError(f"{e} (in {mop.name} at {loc})") from None
+    op = ir.Op(mop.name, [self.values[v] for v in mop.operands], result_types, attrs, loc)
+    for m, v in zip(mop.results, op.results):
+      self.values[m] = v
+    for mlir_region in mop.regions:
+      region = ir.Region([self.block(b) for b in mlir_region.blocks])
+      region.parent = op
+      op.regions.append(region)
+    return op
+
+  def function(self, mop) -> ir.Function:
+    attrs = {name: _attribute(mop.attributes[name]) for name in mop.attributes}
+    body = self.block(mop.regions[0].blocks[0])
+    for v, name in zip(body.args, _arg_names(mop)):
+      v.name = name
+    result_types = [ir.parse_type(str(t)) for t in
+                    mlir.FunctionType(mlir.TypeAttr(mop.attributes["function_type"]).value).results]
+    arg_attrs = attrs.get("arg_attrs") or [{} for _ in body.args]
+    return ir.Function(attrs["sym_name"], body, arg_attrs, attrs.get("sym_visibility") != "private",
+                       _location(mop.location), result_types)
+
+
+def _arg_names(mop) -> list[str]:
+  """Parameter names from their locations (loc("x_ptr"(...))), for readable errors and IR dumps."""
+  names = []
+  for a in mop.regions[0].blocks[0].arguments:
+    m = re.match(r'loc\("([^"]+)"', str(a.location))
+    names.append(m.group(1) if m else "")
+  return names
+
+
+def read_ttir(text: str) -> ir.Module:
+  """Parses TTIR text (as printed by upstream triton) into our IR."""
+  context = mlir.Context()
+  triton_dialect.register_dialect(context)
+  with context:
+    module = mlir.Module.parse(text)
+    reader = _Reader()
+    functions = {}
+    for mop in module.body.operations:
+      mop = mop.operation
+      if mop.name != "tt.func":
+        raise NotImplementedError(f"top-level op {mop.name} is not supported")
+      f = reader.function(mop)
+      functions[f.name] = f
+  return ir.Module(functions)

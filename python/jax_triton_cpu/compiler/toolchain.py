@@ -1,0 +1,79 @@
+"""Toolchain: LLVM IR text -> optimised object code for the target CPU -> shared library, kept in a
+content-addressed disk cache."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+
+import llvmlite
+from llvmlite import binding as llvm
+
+from .target import Target, _llvm_initialized
+
+_CACHE_VERSION = "1"  # bump when the generated code changes meaning for the same input
+
+
+def cache_dir() -> str:
+  path = os.environ.get("JAX_TRITON_CPU_CACHE_DIR") or os.path.join(
+      os.path.expanduser("~"), ".cache", "jax_triton_cpu")
+  os.makedirs(path, exist_ok=True)
+  return path
+
+
+def file_hash(path: str) -> str:
+  with open(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+def _optimize(module, target_machine):
+  tuning = llvm.create_pipeline_tuning_options(speed_level=3)
+  tuning.loop_vectorization = True
+  tuning.slp_vectorization = True
+  builder = llvm.create_pass_builder(target_machine, tuning)
+  builder.getModulePassManager().run(module, builder)
+
+
+def compile_llvm_ir(llvm_ir: str, target: Target, name: str) -> tuple[str, str]:
+  """Returns (path of the .so, its assembly text), compiling only on a cache miss."""
+  key = hashlib.sha256("\0".join(
+      [_CACHE_VERSION, llvmlite.__version__, target.key, llvm_ir]).encode()).hexdigest()[:32]
+  entry = os.path.join(cache_dir(), key)
+  library = os.path.join(entry, f"lib{name}.so")
+  asm_path = os.path.join(entry, f"{name}.s")
+  if os.path.exists(library):
+    with open(asm_path) as f:
+      return library, f.read()
+
+  _llvm_initialized()
+  module = llvm.parse_assembly(llvm_ir)
+  module.triple = target.triple
+  module.verify()
+  machine = llvm.Target.from_triple(target.triple).create_target_machine(
+      cpu=target.cpu, features=target.features, opt=3, reloc="pic", codemodel="default")
+  module.data_layout = str(machine.target_data)
+  _optimize(module, machine)
+  asm = machine.emit_assembly(module)
+  obj = machine.emit_object(module)
+
+  # Build in a scratch directory, then rename: concurrent compiles of one kernel never see half a file.
+  scratch = tempfile.mkdtemp(prefix=key, dir=cache_dir())
+  try:
+    obj_path = os.path.join(scratch, f"{name}.o")
+    with open(obj_path, "wb") as f:
+      f.write(obj)
+    with open(os.path.join(scratch, f"{name}.s"), "w") as f:
+      f.write(asm)
+    cc = os.environ.get("CC", "cc")
+    subprocess.run([cc, "-shared", "-o", os.path.join(scratch, f"lib{name}.so"), obj_path, "-lm"],
+                   check=True, capture_output=True, text=True)
+    try:
+      os.rename(scratch, entry)
+    except OSError:  # another process won the race; its library is identical
+      shutil.rmtree(scratch, ignore_errors=True)
+  except subprocess.CalledProcessError as e:
+    shutil.rmtree(scratch, ignore_errors=True)
+    raise RuntimeError(f"linking kernel {name} failed: {e.stderr}") from None
+  return library, asm
