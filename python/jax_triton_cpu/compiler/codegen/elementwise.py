@@ -317,3 +317,27 @@ def _int_cast(lo, op, x):
 def _bitcast(lo, op, x):
   target = T.of_lanes(T.scalar_type(_result_type(op)), T.lanes(x))
   return x if x.type == target else lo.builder.bitcast(x, target)
+
+
+@register(ELEMENTWISE, "tt.fp_to_fp")
+def _fp_to_fp(lo, op, x):
+  """Conversions between float formats, with the rounding mode Triton asks for (rtne or rtz)."""
+  src, dst = _operand_type(op).name, _result_type(op).name
+  if src.startswith("f8") or dst.startswith("f8"):
+    raise lo.error(op, f"conversion {src} -> {dst} (fp8) is not supported by the CPU backend yet")
+  b = lo.builder
+  n = T.lanes(x)
+  if _float_rank(dst) >= _float_rank(src) or "rtz" not in str(op.attrs.get("rounding", "")):
+    return _float_cast(lo, op, x)
+  # Round toward zero: round to nearest, then step back one ulp where that moved away from zero.
+  wide = to_f32_if_bf16(b, x, _operand_type(op))
+  if src == "f16":
+    wide = b.fpext(wide, T.of_lanes(T.F32, n))
+  nearest = _float_cast(lo, op, x)
+  back = bf16_to_f32(b, nearest) if dst == "bf16" else b.fpext(nearest, wide.type)
+  fabs = lambda v: b.call(_fabs(b, v.type), [v])
+  away = b.fcmp_ordered(">", fabs(back), fabs(wide))
+  bits_type = T.of_lanes(llvm.IntType(_float_rank(dst)), n)
+  bits = nearest if dst == "bf16" else b.bitcast(nearest, bits_type)
+  stepped = b.select(away, b.sub(bits, T.constant(bits_type, 1)), bits)
+  return stepped if dst == "bf16" else b.bitcast(stepped, nearest.type)

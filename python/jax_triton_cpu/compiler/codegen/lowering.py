@@ -174,13 +174,16 @@ class FunctionLowering:
     element = T.memory_type(tensor_type)
     storage = self.alloca_builder.alloca(llvm.ArrayType(element, tensor_type.numel))
     storage.align = 64
-    return Buffer(self.alloca_builder.bitcast(storage, T.PTR), tensor_type)
+    storage.type = T.PTR  # an opaque pointer: llvmlite would otherwise type-check typed pointers
+    return Buffer(storage, tensor_type)
 
   def new_slot(self, type_) -> "Slot | Buffer":
     if ir.is_tensor(type_):
       return self.new_buffer(type_)
     llvm_type = T.scalar_type(type_)
-    return Slot(self.alloca_builder.alloca(llvm_type), llvm_type)
+    storage = self.alloca_builder.alloca(llvm_type)
+    storage.type = T.PTR
+    return Slot(storage, llvm_type)
 
   def store_slot(self, slot, v: ir.Value):
     if isinstance(slot, Buffer):
