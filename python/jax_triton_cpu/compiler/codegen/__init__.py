@@ -6,16 +6,21 @@ from llvmlite import ir as llvm
 from .. import ir
 from ..options import CPUOptions
 from ..target import Target
-from . import abi, control_flow, elementwise, memory, tensor  # noqa: F401  (register their rules)
+from . import (abi, control_flow, dot, elementwise, memory, reduction,  # noqa: F401
+               tensor)  # (importing a rule module registers its rules)
 from .lowering import FunctionLowering
 from .registry import supported
+
+
+# Region terminators, handled by the rule of the op that owns the region.
+TERMINATORS = frozenset({"scf.yield", "scf.condition", "tt.reduce.return", "tt.scan.return"})
 
 
 def check_supported(module: ir.Module, kernel_name: str):
   """Raises NotImplementedError naming the first op the CPU backend cannot compile, and where."""
   for function in module.functions.values():
     for op in ir.walk(function.body):
-      if not supported(op.name) and op.name not in ("scf.yield", "scf.condition"):
+      if not supported(op.name) and op.name not in TERMINATORS:
         where = f" at {op.loc}" if op.loc else ""
         raise NotImplementedError(
             f"Triton op '{op.name}' is not supported by the CPU backend "

@@ -236,10 +236,8 @@ def _float_rank(name: str) -> int:
   return {"bf16": 16, "f16": 16, "f32": 32, "f64": 64}[name]
 
 
-@register(ELEMENTWISE, "arith.extf", "arith.truncf")
-def _float_cast(lo, op, x):
-  b = lo.builder
-  src, dst = _operand_type(op).name, _result_type(op).name
+def float_convert(b, x, src: str, dst: str):
+  """Converts between f16 / bf16 / f32 / f64 with round to nearest even."""
   n = T.lanes(x)
   if src == dst:
     return x
@@ -251,10 +249,34 @@ def _float_cast(lo, op, x):
     if src == "f16":
       x = b.fpext(x, T.of_lanes(T.F32, n))
     return f32_to_bf16(b, x)
-  target = T.of_lanes(T.scalar_type(_result_type(op)), n)
   if src == dst:
     return x
+  target = T.of_lanes({"f16": T.F16, "f32": T.F32, "f64": T.F64}[dst], n)
   return (b.fpext if _float_rank(dst) > _float_rank(src) else b.fptrunc)(x, target)
+
+
+def convert(b, x, src: ir.ScalarType, dst: ir.ScalarType):
+  """Converts a value between Triton scalar types (floats, signed ints, bools)."""
+  if src == dst:
+    return x
+  n = T.lanes(x)
+  if src.is_float and dst.is_float:
+    return float_convert(b, x, src.name, dst.name)
+  if src.is_int and dst.is_float:
+    target = T.F32 if dst.name == "bf16" else T.scalar_type(dst)
+    value = (b.uitofp if src.name == "i1" else b.sitofp)(x, T.of_lanes(target, n))
+    return f32_to_bf16(b, value) if dst.name == "bf16" else value
+  if src.is_int and dst.is_int:
+    target = T.of_lanes(T.scalar_type(dst), n)
+    if dst.bits < src.bits:
+      return b.trunc(x, target)
+    return (b.zext if src.name == "i1" else b.sext)(x, target)
+  raise NotImplementedError(f"conversion {src} -> {dst}")
+
+
+@register(ELEMENTWISE, "arith.extf", "arith.truncf")
+def _float_cast(lo, op, x):
+  return float_convert(lo.builder, x, _operand_type(op).name, _result_type(op).name)
 
 
 def _f64_to_bf16(b, x):

@@ -135,7 +135,7 @@ class FunctionLowering:
     if op is None or not is_lazy(v):
       raise AssertionError(f"value {v} used before it is defined")
     if op.name in registry.TENSOR:
-      result = registry.TENSOR[op.name](self, op, index)
+      result = registry.TENSOR[op.name](self, v, index)
     else:
       args = [self.evaluate(o, index) for o in op.operands]
       n = max(map(T.lanes, args), default=1)
@@ -148,6 +148,39 @@ class FunctionLowering:
     args = [self.evaluate(o, index) for o in op.operands]
     n = max(map(T.lanes, args), default=1)
     return [T.splat(self.builder, a, n) for a in args]
+
+  def per_lane(self, index: Index, compute):
+    """Builds a chunk lane by lane, from compute(Index of one lane) -> scalar (for ops whose lanes
+    do not map to consecutive positions of their operands)."""
+    if index.lanes == 1:
+      return compute(index)
+    b = self.builder
+    result = None
+    for lane in range(index.lanes):
+      one = Index(index.dims[:-1] + (b.add(index.dims[-1], T.I32(lane)),), 1)
+      value = compute(one)
+      if result is None:
+        result = llvm.Constant(llvm.VectorType(value.type, index.lanes), llvm.Undefined)
+      result = b.insert_element(result, value, T.I32(lane))
+    return result
+
+  def apply_region(self, block: ir.Block, args):
+    """Runs a combine region (tt.reduce / tt.scan bodies) on LLVM scalars or vectors."""
+    for a, value in zip(block.args, args):
+      self.env[a] = value
+    for op in block.ops[:-1]:
+      if op.name in registry.SCALAR and op.name not in registry.ELEMENTWISE:
+        registry.SCALAR[op.name](self, op)
+      elif op.name in registry.ELEMENTWISE:
+        values = [self.scalar(o) for o in op.operands]
+        n = max(map(T.lanes, values), default=1)
+        self.env[op.result] = registry.ELEMENTWISE[op.name](
+            self, op, *(T.splat(self.builder, v, n) for v in values))
+      else:
+        raise self.error(op, f"op '{op.name}' is not supported inside a combine function")
+    results = [self.scalar(o) for o in block.terminator.operands]
+    n = max(map(T.lanes, results), default=1)
+    return [T.splat(self.builder, r, n) for r in results]
 
   def buffer(self, v: ir.Value) -> Buffer:
     """`v` in memory, computing it into a new buffer if it is lazy."""

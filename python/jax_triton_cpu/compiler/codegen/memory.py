@@ -96,7 +96,8 @@ def load(lo, op: ir.Op, pointer, mask, other, contiguous: bool):
 
 
 @register(TENSOR, "tt.load")
-def _tensor_load(lo, op, index: Index):
+def _tensor_load(lo, value, index: Index):
+  op = value.op
   ptr, mask, other = _load_operands(op)
   pointer = lo.evaluate(ptr, index)
   return load(lo, op, pointer, lo.evaluate(mask, index) if mask is not None else None,

@@ -2,8 +2,8 @@
 
 - ELEMENTWISE[name](lowering, op, *args): args and result are LLVM scalars or vectors of one lane
   count; serves scalar ops at their program point and tensor ops inside fused loops.
-- TENSOR[name](lowering, op, index): the value of a tensor op at a lane chunk `index` (ops whose
-  value depends on the position: ranges, broadcasts, loads, ...).
+- TENSOR[name](lowering, value, index): a result `value` of a tensor op at the lane chunk `index`
+  (ops whose value depends on the position: ranges, broadcasts, loads, ...).
 - SCALAR[name](lowering, op): a scalar-only op at its program point (constants, program ids, ...).
 - STATEMENT[name](lowering, op): ops that run at their program point whatever their types (stores,
   control flow, and ops whose tensor result must be computed into a buffer).

@@ -16,7 +16,8 @@ from .registry import SCALAR, TENSOR, register
 
 
 @register(TENSOR, "tt.make_range")
-def _make_range(lo, op, index: Index):
+def _make_range(lo, value, index: Index):
+  op = value.op
   b = lo.builder
   start = b.add(index.dims[-1], T.I32(op.attrs["start"]))
   if index.lanes == 1:
@@ -25,19 +26,22 @@ def _make_range(lo, op, index: Index):
 
 
 @register(TENSOR, "tt.splat")
-def _splat(lo, op, index: Index):
+def _splat(lo, value, index: Index):
+  op = value.op
   return lo.scalar(op.operands[0])
 
 
 @register(TENSOR, "tt.broadcast")
-def _broadcast(lo, op, index: Index):
+def _broadcast(lo, value, index: Index):
+  op = value.op
   src = op.operands[0].type.shape
   dims = tuple(T.I32(0) if s == 1 else d for s, d in zip(src, index.dims))
   return lo.evaluate(op.operands[0], Index(dims, 1 if src[-1] == 1 else index.lanes))
 
 
 @register(TENSOR, "tt.expand_dims")
-def _expand_dims(lo, op, index: Index):
+def _expand_dims(lo, value, index: Index):
+  op = value.op
   axis = op.attrs["axis"]
   dims = index.dims[:axis] + index.dims[axis + 1:]
   # Dropping the last dimension (size 1, so one lane) makes the one before it the lane dimension.
@@ -66,7 +70,8 @@ def _scalar_constant(lo, op):
 
 
 @register(TENSOR, "arith.constant")
-def _tensor_constant(lo, op, index: Index):
+def _tensor_constant(lo, value, index: Index):
+  op = value.op
   t = op.result.type
   value = op.attrs["value"]
   element = T.scalar_type(t)

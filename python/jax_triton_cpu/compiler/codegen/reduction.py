@@ -1,0 +1,144 @@
+"""Reductions (tt.reduce) and scans (tt.scan) with any combine region, over any axis.
+
+Along the last axis a chunk of lanes is combined vector-wise, then folded by halves; along another
+axis the result is computed for a chunk of the last dimension at once, one step per element of the
+reduced axis. Inputs are evaluated lazily, so `tl.sum(x * y, 1)` reads x and y once.
+"""
+from __future__ import annotations
+
+from llvmlite import ir as llvm
+
+from .. import ir
+from . import types as T
+from .lowering import Index, Slot
+from .registry import STATEMENT, register
+
+
+def _at(index: Index, axis: int, position):
+  """`index` of a tensor without `axis`, with `position` inserted for that axis."""
+  return Index(index.dims[:axis] + (position,) + index.dims[axis:], index.lanes)
+
+
+def _carry(lo, values):
+  """Slots holding values across a loop (promoted to registers by LLVM)."""
+  slots = []
+  for v in values:
+    slot = lo.alloca_builder.alloca(v.type)
+    slot.type = T.PTR
+    slots.append(Slot(slot, v.type))
+    lo.builder.store(v, slot)
+  return slots
+
+
+def _fold_lanes(lo, combine, values):
+  """Combines the lanes of vectors pairwise by halves, down to scalars."""
+  b = lo.builder
+  n = T.lanes(values[0])
+  while n > 2:
+    half = n // 2
+    low, high = (llvm.Constant(llvm.VectorType(T.I32, half), [T.I32(i) for i in lanes])
+                 for lanes in (range(half), range(half, n)))
+    values = lo.apply_region(combine, [b.shuffle_vector(v, v, low) for v in values] +
+                             [b.shuffle_vector(v, v, high) for v in values])
+    n = half
+  if n == 2:
+    values = lo.apply_region(combine, [b.extract_element(v, T.I32(0)) for v in values] +
+                             [b.extract_element(v, T.I32(1)) for v in values])
+  return values
+
+
+def _reduce_last_axis(lo, op, prefix: tuple):
+  """Reduces the inputs along their last axis at the outer position `prefix` -> scalars."""
+  b = lo.builder
+  inputs = op.operands
+  combine = op.regions[0].block
+  size = inputs[0].type.shape[-1]
+  lanes = lo.lanes_for(*[v.type for v in inputs])
+  first = [T.splat(b, lo.evaluate(v, Index(prefix + (T.I32(0),), lanes)), lanes) for v in inputs]
+  if size > lanes:
+    slots = _carry(lo, first)
+    with lo.loop(size - lanes, lanes) as j:
+      position = b.add(j, T.I32(lanes))
+      chunk = [T.splat(b, lo.evaluate(v, Index(prefix + (position,), lanes)), lanes) for v in inputs]
+      current = [b.load(s.pointer, typ=s.llvm_type) for s in slots]
+      for s, v in zip(slots, lo.apply_region(combine, current + chunk)):
+        b.store(v, s.pointer)
+    first = [b.load(s.pointer, typ=s.llvm_type) for s in slots]
+  return _fold_lanes(lo, combine, first)
+
+
+def _sequential(lo, op, index: Index, axis: int, emit=None):
+  """Combines the inputs along `axis` (not the last) at the chunk `index` of the other dims; calls
+  emit(k, values) after each step (for scans); returns the final values."""
+  b = lo.builder
+  inputs = op.operands
+  combine = op.regions[0].block
+  size = inputs[0].type.shape[axis]
+  reverse = op.attrs.get("reverse", False)
+  start = T.I32(size - 1 if reverse else 0)
+  first = [T.splat(b, lo.evaluate(v, _at(index, axis, start)), index.lanes) for v in inputs]
+  if emit:
+    emit(start, first)
+  if size == 1:
+    return first
+  slots = _carry(lo, first)
+  with lo.loop(size - 1) as j:
+    k = b.sub(T.I32(size - 2), j) if reverse else b.add(j, T.I32(1))
+    step = [T.splat(b, lo.evaluate(v, _at(index, axis, k)), index.lanes) for v in inputs]
+    current = [b.load(s.pointer, typ=s.llvm_type) for s in slots]
+    new = lo.apply_region(combine, current + step)
+    for s, v in zip(slots, new):
+      b.store(v, s.pointer)
+    if emit:
+      emit(k, new)
+  return [b.load(s.pointer, typ=s.llvm_type) for s in slots]
+
+
+@register(STATEMENT, "tt.reduce")
+def _reduce(lo, op):
+  axis = op.attrs["axis"]
+  shape = op.operands[0].type.shape
+  if len(shape) == 1:
+    for r, value in zip(op.results, _reduce_last_axis(lo, op, ())):
+      lo.env[r] = value
+    return
+  outputs = [lo.new_buffer(r.type) for r in op.results]
+  out_shape = op.results[0].type.shape
+  if axis == len(shape) - 1:
+    with lo.loop_nest(out_shape, 1) as index:
+      for buf, value in zip(outputs, _reduce_last_axis(lo, op, index.dims)):
+        buf.store(lo.builder, index, value)
+  else:
+    with lo.loop_nest(out_shape, lo.lanes_for(*[v.type for v in op.operands])) as index:
+      for buf, value in zip(outputs, _sequential(lo, op, index, axis)):
+        buf.store(lo.builder, index, value)
+  for r, buf in zip(op.results, outputs):
+    lo.env[r] = buf
+
+
+@register(STATEMENT, "tt.scan")
+def _scan(lo, op):
+  axis = op.attrs["axis"]
+  shape = op.operands[0].type.shape
+  outputs = [lo.new_buffer(r.type) for r in op.results]
+  if axis == len(shape) - 1:
+    # Along the last axis: a sequential loop per row (the row is the scan's dependency chain).
+    outer = shape[:-1]
+    lanes = 1
+    rows = ir.TensorType(outer + (1,), op.operands[0].type.element)
+    with lo.loop_nest(rows.shape, 1) as index:
+      prefix = index.dims[:-1]
+
+      def emit(k, values):
+        for buf, v in zip(outputs, values):
+          buf.store(lo.builder, Index(prefix + (k,), lanes), v)
+      _sequential(lo, op, Index(prefix, lanes), axis, emit)
+  else:
+    inner = shape[:axis] + shape[axis + 1:]
+    with lo.loop_nest(inner, lo.lanes_for(*[v.type for v in op.operands])) as index:
+      def emit(k, values):
+        for buf, v in zip(outputs, values):
+          buf.store(lo.builder, _at(index, axis, k), v)
+      _sequential(lo, op, index, axis, emit)
+  for r, buf in zip(op.results, outputs):
+    lo.env[r] = buf
