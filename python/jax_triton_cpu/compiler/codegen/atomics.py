@@ -1,0 +1,131 @@
+"""Atomics: tt.atomic_rmw and tt.atomic_cas, on scalars or element by element on tensors.
+
+Masked-off elements do not touch memory. Orderings follow the op's memory semantics; the scope
+(gpu / cta / sys) means nothing on a CPU, where every atomic is system-wide.
+"""
+from __future__ import annotations
+
+from llvmlite import ir as llvm
+
+from .. import ir
+from . import types as T
+from .elementwise import bf16_to_f32, f32_to_bf16
+from .lowering import Index
+from .registry import STATEMENT, register
+
+_ORDERING = {1: "monotonic", 2: "acquire", 3: "release", 4: "acq_rel"}
+_FAILURE_ORDERING = {1: "monotonic", 2: "acquire", 3: "monotonic", 4: "acquire"}
+# Triton's RMWOp enum -> (LLVM atomicrmw op for ints, for floats)
+_RMW = {1: ("and", None), 2: ("or", None), 3: ("xor", None), 4: ("add", "fadd"),
+        5: ("add", "fadd"), 6: ("max", "fmax"), 7: ("min", "fmin"), 8: ("umax", None),
+        9: ("umin", None), 10: ("xchg", "xchg")}
+
+
+def _int_type(t: llvm.Type) -> llvm.IntType:
+  return llvm.IntType({"half": 16, "float": 32, "double": 64}.get(str(t), getattr(t, "width", 64)))
+
+
+def _masked(lo, mask, element: llvm.Type, emit):
+  """Runs emit() -> value only where mask is true; gives 0 elsewhere."""
+  b = lo.builder
+  if mask is None:
+    return emit()
+  slot = lo.alloca_builder.alloca(element)
+  slot.type = T.PTR
+  b.store(llvm.Constant(element, 0), slot)
+  with b.if_then(mask):
+    b.store(emit(), slot)
+  return b.load(slot, typ=element)
+
+
+def _cas_loop(lo, pointer, element: llvm.Type, update, ordering):
+  """old = *p; do { new = update(old) } while (!cas(p, old, new)); returns old."""
+  b = lo.builder
+  as_int = _int_type(element)
+  start = b.load(pointer, typ=as_int, align=as_int.width // 8)
+  before = b.block
+  loop = lo.llvm_function.append_basic_block("cas.loop")
+  done = lo.llvm_function.append_basic_block("cas.end")
+  b.branch(loop)
+  b.position_at_end(loop)
+  old = b.phi(as_int)
+  old.add_incoming(start, before)
+  new = update(old)
+  pair = b.cmpxchg(pointer, old, new, ordering, _failure(ordering))
+  seen = b.extract_value(pair, 0)
+  old.add_incoming(seen, b.block)
+  b.cbranch(b.extract_value(pair, 1), done, loop)
+  b.position_at_end(done)
+  return seen
+
+
+def _failure(ordering: str) -> str:
+  return {"monotonic": "monotonic", "acquire": "acquire", "release": "monotonic",
+          "acq_rel": "acquire"}[ordering]
+
+
+def _rmw(lo, op, pointer, value, triton_type: ir.ScalarType):
+  b = lo.builder
+  kind = op.attrs["atomic_rmw_op"]
+  ordering = _ORDERING.get(op.attrs.get("sem", 4), "acq_rel")
+  int_op, float_op = _RMW[kind]
+  if triton_type.name == "bf16" and kind in (4, 5):  # no bf16 arithmetic in LLVM: a CAS loop
+    return _cas_loop(lo, pointer, T.I16,
+                     lambda old: f32_to_bf16(b, b.fadd(bf16_to_f32(b, old), bf16_to_f32(b, value))),
+                     ordering)
+  if triton_type.is_float and kind != 10:
+    if float_op is None:
+      raise lo.error(op, f"atomic op {kind} is not defined on floats")
+    return b.atomic_rmw(float_op, pointer, value, ordering)
+  if triton_type.is_float:  # exchange through the integer of the same width
+    as_int = _int_type(value.type)
+    old = b.atomic_rmw("xchg", pointer, b.bitcast(value, as_int), ordering)
+    return b.bitcast(old, value.type)
+  if triton_type.name == "i1":
+    value = b.zext(value, T.I8)
+    return b.icmp_unsigned("!=", b.atomic_rmw(int_op, pointer, value, ordering), T.I8(0))
+  return b.atomic_rmw(int_op, pointer, value, ordering)
+
+
+def _cas(lo, op, pointer, compare, value, triton_type: ir.ScalarType):
+  b = lo.builder
+  ordering = _ORDERING.get(op.attrs.get("sem", 4), "acq_rel")
+  as_int = _int_type(value.type)
+  if value.type != as_int:
+    compare, value = b.bitcast(compare, as_int), b.bitcast(value, as_int)
+  old = b.extract_value(b.cmpxchg(pointer, compare, value, ordering, _failure(ordering)), 0)
+  element = T.scalar_type(triton_type)
+  return old if element == as_int else b.bitcast(old, element)
+
+
+def _atomic(lo, op, compute):
+  """Applies compute(pointer, *values) -> old value to a scalar op or to each tensor element."""
+  result = op.result
+  element_type = ir.element_type(result.type)
+  element = T.scalar_type(element_type)
+  pointer_operand, *values = op.operands
+  mask = values.pop() if op.name == "tt.atomic_rmw" and len(values) == 2 else None
+  if not ir.is_tensor(result.type):
+    args = [lo.scalar(v) for v in values]
+    lo.env[result] = _masked(lo, lo.scalar(mask) if mask is not None else None, element,
+                             lambda: compute(lo.scalar(pointer_operand), *args))
+    return
+  out = lo.new_buffer(result.type)
+  with lo.loop_nest(result.type.shape, 1) as index:
+    pointer = lo.evaluate(pointer_operand, index)
+    args = [lo.evaluate(v, index) for v in values]
+    m = lo.evaluate(mask, index) if mask is not None else None
+    out.store(lo.builder, index, _masked(lo, m, element, lambda: compute(pointer, *args)))
+  lo.env[result] = out
+
+
+@register(STATEMENT, "tt.atomic_rmw")
+def _atomic_rmw(lo, op):
+  t = ir.element_type(op.result.type)
+  _atomic(lo, op, lambda p, v: _rmw(lo, op, p, v, t))
+
+
+@register(STATEMENT, "tt.atomic_cas")
+def _atomic_cas(lo, op):
+  t = ir.element_type(op.result.type)
+  _atomic(lo, op, lambda p, c, v: _cas(lo, op, p, c, v, t))
