@@ -6,8 +6,8 @@ from llvmlite import ir as llvm
 from .. import ir
 from ..options import CPUOptions
 from ..target import Target
-from . import (abi, atomics, control_flow, dot, elementwise, memory,  # noqa: F401
-               reduction, shape, tensor)  # (importing a rule module registers its rules)
+from . import (abi, atomics, control_flow, debug, dot, elementwise,  # noqa: F401
+               memory, reduction, shape, tensor)  # (importing a rule module registers its rules)
 from .lowering import FunctionLowering
 from .registry import supported
 

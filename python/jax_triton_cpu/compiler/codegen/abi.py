@@ -4,7 +4,7 @@ from __future__ import annotations
 from llvmlite import ir as llvm
 
 from .. import ir
-from . import types as T
+from . import debug, types as T
 
 
 class _BFloat(llvm.Type):
@@ -51,7 +51,12 @@ def kernel_params(builder: llvm.IRBuilder, kernel: llvm.Function, function: ir.F
 
 def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int, name: str):
   """int32_t NAME(void* const* args, uint64_t first, uint64_t last, uint32_t gx, gy, gz):
-  runs programs [first, last) of the flattened grid (x fastest)."""
+  runs programs [first, last) of the flattened grid (x fastest); stops at the first program that
+  fails (a device assert) and returns its status. Also defines `const char* NAME_message(void)`,
+  the calling thread's failure message."""
+  status, message = debug.status_globals(module)
+  message_fn = llvm.Function(module, llvm.FunctionType(T.PTR, []), name=f"{name}_message")
+  llvm.IRBuilder(message_fn.append_basic_block()).ret(message)
   fn_type = llvm.FunctionType(T.I32, [T.PTR, T.I64, T.I64, T.I32, T.I32, T.I32])
   fn = llvm.Function(module, fn_type, name=name)
   args, first, last, gx, gy, gz = fn.args
@@ -67,6 +72,7 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
   rest = b.udiv(first, b.zext(gx, T.I64))
   y0 = b.trunc(b.urem(rest, b.zext(gy, T.I64)), T.I32)
   z0 = b.trunc(b.udiv(rest, b.zext(gy, T.I64)), T.I32)
+  b.store(T.I32(0), status)
   b.cbranch(b.icmp_unsigned("<", first, last), loop, done)
 
   b.position_at_end(loop)
@@ -83,7 +89,8 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
                                        b.select(wrap_y, T.I32(0), y1),
                                        b.select(wrap_y, b.add(z, T.I32(1)), z))):
     phi.add_incoming(value, loop)
-  b.cbranch(b.icmp_unsigned("<", next_i, last), loop, done)
+  failed = b.icmp_unsigned("!=", b.load(status, typ=T.I32), T.I32(0))
+  b.cbranch(b.and_(b.icmp_unsigned("<", next_i, last), b.not_(failed)), loop, done)
   b.position_at_end(done)
-  b.ret(T.I32(0))
+  b.ret(b.load(status, typ=T.I32))
   return fn

@@ -1,0 +1,101 @@
+#include "launcher.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+
+namespace jtc {
+namespace {
+
+constexpr int64_t kMaxGridDim = int64_t{1} << 31;  // exclusive
+constexpr uint64_t kMaxPrograms = uint64_t{1} << 63;  // exclusive
+
+// Launches running now in this process, over all XLA devices and calling
+// threads.  Each OpenMP caller gets its own thread team, so without this
+// budget two concurrent launches would each take every core.
+std::atomic<int> g_in_flight{0};
+
+class InFlight {
+ public:
+  InFlight() : count_(g_in_flight.fetch_add(1) + 1) {}
+  ~InFlight() { g_in_flight.fetch_sub(1); }
+  int count() const { return count_; }
+
+ private:
+  int count_;
+};
+
+}  // namespace
+
+std::string MakeGrid(const int64_t* dims, size_t size, Grid* grid) {
+  if (size != 3) {
+    return "grid must have 3 entries, got " + std::to_string(size);
+  }
+  uint64_t product = 1;
+  for (size_t i = 0; i < 3; ++i) {
+    if (dims[i] < 1 || dims[i] >= kMaxGridDim) {
+      return "grid[" + std::to_string(i) + "] = " + std::to_string(dims[i]) +
+             " is out of range [1, 2^31)";
+    }
+    if (__builtin_mul_overflow(product, static_cast<uint64_t>(dims[i]),
+                               &product) ||
+        product >= kMaxPrograms) {
+      return "grid (" + std::to_string(dims[0]) + ", " +
+             std::to_string(dims[1]) + ", " + std::to_string(dims[2]) +
+             ") has 2^63 or more programs";
+    }
+  }
+  grid->x = static_cast<uint32_t>(dims[0]);
+  grid->y = static_cast<uint32_t>(dims[1]);
+  grid->z = static_cast<uint32_t>(dims[2]);
+  grid->num_programs = product;
+  return "";
+}
+
+int ThreadBudget(int num_threads, int in_flight) {
+  int threads = num_threads > 0 ? num_threads : omp_get_num_procs();
+  return std::max(1, threads / std::max(1, in_flight));
+}
+
+int32_t LaunchGrid(KernelLaunchFn launch, void* const* args, const Grid& grid,
+                   int num_threads, KernelMessageFn message_fn,
+                   std::string* message) {
+  // Called by the thread whose trampoline failed: the message is thread-local.
+  auto describe = [&](int32_t s) {
+    if (s != 0 && message_fn != nullptr && message != nullptr) {
+      const char* text = message_fn();
+      *message = text != nullptr ? text : "";
+    }
+    return s;
+  };
+  const uint64_t n = grid.num_programs;
+  if (n <= 1) return describe(launch(args, 0, n, grid.x, grid.y, grid.z));
+
+  InFlight in_flight;
+  const int budget = ThreadBudget(num_threads, in_flight.count());
+  if (budget == 1) {
+    return describe(launch(args, 0, n, grid.x, grid.y, grid.z));
+  }
+
+  std::atomic<int32_t> status{0};
+  const int team = static_cast<int>(std::min<uint64_t>(budget, n));
+#pragma omp parallel num_threads(team)
+  {
+    // The team may be smaller than asked for (OMP_THREAD_LIMIT, ...), so split
+    // by its real size.  One call per chunk amortises per-program overhead.
+    const uint64_t size = static_cast<uint64_t>(omp_get_num_threads());
+    const uint64_t rank = static_cast<uint64_t>(omp_get_thread_num());
+    const uint64_t base = n / size, extra = n % size;
+    const uint64_t first = rank * base + std::min(rank, extra);
+    const uint64_t last = first + base + (rank < extra ? 1 : 0);
+    int32_t s = launch(args, first, last, grid.x, grid.y, grid.z);
+    if (s != 0) {
+      int32_t expected = 0;
+      if (status.compare_exchange_strong(expected, s)) describe(s);
+    }
+  }
+  return status.load();
+}
+
+}  // namespace jtc

@@ -1,0 +1,421 @@
+// Calls the real handler symbols with hand-built XLA_FFI_CallFrames and a fake
+// XLA_FFI_Api (errors and state only), so no jaxlib is needed at run time.
+#include "ffi_handler.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <new>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "test_kernels.h"
+#include "xla/ffi/api/c_api.h"
+
+// The opaque C API types, defined by the fake runtime below.
+struct XLA_FFI_Error {
+  XLA_FFI_Error_Code code;
+  std::string message;
+};
+struct XLA_FFI_ExecutionContext {
+  void* state = nullptr;
+};
+
+// Counts C++ heap allocations, to check that EXECUTE makes none.
+std::atomic<int64_t> g_allocations{0};
+void* operator new(size_t size) {
+  g_allocations.fetch_add(1);
+  if (void* p = std::malloc(size ? size : 1)) return p;
+  throw std::bad_alloc();
+}
+// g++ takes the free() below for a mismatch with inlined operator new calls.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
+
+namespace jtc {
+namespace {
+
+using testing::kTestKernels;
+
+XLA_FFI_Error* ErrorCreate(XLA_FFI_Error_Create_Args* a) {
+  return new XLA_FFI_Error{a->errc, a->message};
+}
+void ErrorGetMessage(XLA_FFI_Error_GetMessage_Args* a) {
+  a->message = a->error->message.c_str();
+}
+void ErrorDestroy(XLA_FFI_Error_Destroy_Args* a) { delete a->error; }
+XLA_FFI_Error* StateSet(XLA_FFI_State_Set_Args* a) {
+  a->ctx->state = a->state;
+  return nullptr;
+}
+XLA_FFI_Error* StateGet(XLA_FFI_State_Get_Args* a) {
+  if (a->ctx->state == nullptr) {
+    return new XLA_FFI_Error{XLA_FFI_Error_Code_NOT_FOUND, "no state"};
+  }
+  a->state = a->ctx->state;
+  return nullptr;
+}
+
+const XLA_FFI_Api* FakeApi() {
+  static const XLA_FFI_Api api = [] {
+    XLA_FFI_Api a;
+    std::memset(&a, 0, sizeof(a));
+    a.struct_size = XLA_FFI_Api_STRUCT_SIZE;
+    a.XLA_FFI_Error_Create = ErrorCreate;
+    a.XLA_FFI_Error_GetMessage = ErrorGetMessage;
+    a.XLA_FFI_Error_Destroy = ErrorDestroy;
+    a.XLA_FFI_State_Set = StateSet;
+    a.XLA_FFI_State_Get = StateGet;
+    return a;
+  }();
+  return &api;
+}
+
+// Owns a call frame and everything it points to; attributes are kept sorted
+// by name, as XLA passes them.
+class Call {
+ public:
+  ~Call() {
+    if (ctx_.state) KernelStateTypeInfo()->deleter(ctx_.state);
+  }
+
+  template <typename T>
+  void Buffer(bool is_result, std::vector<T>& data) {
+    dims_.push_back(static_cast<int64_t>(data.size()));
+    buffers_.push_back({XLA_FFI_Buffer_STRUCT_SIZE, nullptr, DataType<T>(),
+                        data.data(), 1, &dims_.back()});
+    if (is_result) {
+      ret_types_.push_back(XLA_FFI_RetType_BUFFER);
+      rets_.push_back(&buffers_.back());
+    } else {
+      arg_types_.push_back(XLA_FFI_ArgType_BUFFER);
+      args_.push_back(&buffers_.back());
+    }
+  }
+  void Str(const std::string& name, const std::string& value) {
+    strings_.push_back(value);
+    spans_.push_back({strings_.back().data(), strings_.back().size()});
+    attrs_[name] = {XLA_FFI_AttrType_STRING, &spans_.back()};
+  }
+  void I64s(const std::string& name, std::vector<int64_t> values) {
+    int64s_.push_back(std::move(values));
+    arrays_.push_back({XLA_FFI_DataType_S64, int64s_.back().size(),
+                       int64s_.back().data()});
+    attrs_[name] = {XLA_FFI_AttrType_ARRAY, &arrays_.back()};
+  }
+  void I32(const std::string& name, int32_t value) {
+    int32s_.push_back(value);
+    scalars_.push_back({XLA_FFI_DataType_S32, &int32s_.back()});
+    attrs_[name] = {XLA_FFI_AttrType_SCALAR, &scalars_.back()};
+  }
+  void Erase(const std::string& name) { attrs_.erase(name); }
+
+  // A well-formed call of `symbol` from the test library.
+  void Kernel(const std::string& symbol, std::vector<int64_t> grid,
+              std::vector<int64_t> arg_map, std::vector<int64_t> scalars = {},
+              std::vector<int64_t> zeroed = {}, int32_t num_threads = 0) {
+    Str("library", kTestKernels);
+    Str("library_hash", "test-kernels");
+    Str("symbol", symbol);
+    Str("kernel_name", symbol.substr(0, symbol.rfind("_launch")));
+    I64s("grid", std::move(grid));
+    I64s("arg_map", std::move(arg_map));
+    I64s("scalars", std::move(scalars));
+    I64s("zeroed_outputs", std::move(zeroed));
+    I32("num_threads", num_threads);
+  }
+
+  // Runs the stage's handler; returns "" or "<code>: <message>".
+  std::string Run(XLA_FFI_ExecutionStage stage) {
+    names_.clear();
+    name_ptrs_.clear();
+    types_.clear();
+    values_.clear();
+    for (auto& [name, attr] : attrs_) {
+      names_.push_back({name.data(), name.size()});
+      types_.push_back(attr.first);
+      values_.push_back(attr.second);
+    }
+    for (auto& span : names_) name_ptrs_.push_back(&span);
+    XLA_FFI_CallFrame frame;
+    std::memset(&frame, 0, sizeof(frame));
+    frame.struct_size = XLA_FFI_CallFrame_STRUCT_SIZE;
+    frame.api = FakeApi();
+    frame.ctx = &ctx_;
+    frame.stage = stage;
+    frame.args = {XLA_FFI_Args_STRUCT_SIZE, nullptr, int64_t(args_.size()),
+                  arg_types_.data(), args_.data()};
+    frame.rets = {XLA_FFI_Rets_STRUCT_SIZE, nullptr, int64_t(rets_.size()),
+                  ret_types_.data(), rets_.data()};
+    frame.attrs = {XLA_FFI_Attrs_STRUCT_SIZE, nullptr, int64_t(names_.size()),
+                   types_.data(), name_ptrs_.data(), values_.data()};
+    XLA_FFI_Error* err = stage == XLA_FFI_ExecutionStage_INSTANTIATE
+                             ? TritonCpuKernelCallInstantiate(&frame)
+                             : TritonCpuKernelCallExecute(&frame);
+    if (err == nullptr) return "";
+    std::string text = std::to_string(err->code) + ": " + err->message;
+    delete err;
+    return text;
+  }
+  std::string Instantiate() { return Run(XLA_FFI_ExecutionStage_INSTANTIATE); }
+  std::string Execute() { return Run(XLA_FFI_ExecutionStage_EXECUTE); }
+
+ private:
+  template <typename T>
+  static XLA_FFI_DataType DataType() {
+    if constexpr (std::is_same_v<T, float>) return XLA_FFI_DataType_F32;
+    if constexpr (std::is_same_v<T, int32_t>) return XLA_FFI_DataType_S32;
+    if constexpr (std::is_same_v<T, uint32_t>) return XLA_FFI_DataType_U32;
+    return XLA_FFI_DataType_S64;
+  }
+
+  XLA_FFI_ExecutionContext ctx_;
+  // deques: push_back keeps earlier elements where they are.
+  std::deque<int64_t> dims_;
+  std::deque<XLA_FFI_Buffer> buffers_;
+  std::vector<XLA_FFI_ArgType> arg_types_;
+  std::vector<XLA_FFI_RetType> ret_types_;
+  std::vector<void*> args_, rets_;
+  std::deque<std::string> strings_;
+  std::deque<XLA_FFI_ByteSpan> spans_;
+  std::deque<std::vector<int64_t>> int64s_;
+  std::deque<XLA_FFI_Array> arrays_;
+  std::deque<int32_t> int32s_;
+  std::deque<XLA_FFI_Scalar> scalars_;
+  std::map<std::string, std::pair<XLA_FFI_AttrType, void*>> attrs_;
+  std::vector<XLA_FFI_ByteSpan> names_;
+  std::vector<XLA_FFI_ByteSpan*> name_ptrs_;
+  std::vector<XLA_FFI_AttrType> types_;
+  std::vector<void*> values_;
+};
+
+const std::string kInvalid = std::to_string(XLA_FFI_Error_Code_INVALID_ARGUMENT) + ": ";
+
+int64_t Bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+int64_t Bits(double d) {
+  int64_t u;
+  std::memcpy(&u, &d, 8);
+  return u;
+}
+
+TEST(FfiHandler, AxpyWithInterleavedScalars) {
+  for (int32_t num_threads : {1, 2, 0}) {
+    const int64_t n = 100;
+    std::vector<float> x(n), y(n), out(n, -1.f);
+    for (int i = 0; i < n; ++i) x[i] = float(i), y[i] = 0.5f;
+    Call call;
+    call.Buffer(false, x);
+    call.Buffer(false, y);
+    call.Buffer(true, out);
+    // axpy(out, alpha, x, n, y, beta): buffers 2, 0, 1; scalars 0, 1, 2.
+    call.Kernel("axpy_launch", {(n + 15) / 16, 1, 1}, {2, -1, 0, -2, 1, -3},
+                {Bits(3.0f), n, Bits(0.25)}, {}, num_threads);
+    call.Str("cost_estimate_json", "{\"flops\": 1}");  // ignored
+    ASSERT_EQ(call.Instantiate(), "");
+    ASSERT_EQ(call.Execute(), "");
+    for (int i = 0; i < n; ++i) ASSERT_FLOAT_EQ(out[i], 3.0f * i + 0.75f);
+  }
+}
+
+TEST(FfiHandler, ZeroedOutputsAnd3DGrid) {
+  for (int32_t num_threads : {1, 2, 0}) {
+    const int64_t gx = 4, gy = 3, gz = 5, n = gx * gy * gz;
+    std::vector<int32_t> visits(n, 7);
+    std::vector<uint32_t> seen(6 * n, 0);
+    std::vector<int64_t> calls(1, 99);
+    Call call;
+    call.Buffer(true, visits);
+    call.Buffer(true, seen);
+    call.Buffer(true, calls);
+    call.Kernel("record_launch", {gx, gy, gz}, {0, 1, 2}, {}, {0, 2},
+                num_threads);
+    ASSERT_EQ(call.Instantiate(), "");
+    ASSERT_EQ(call.Execute(), "");
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(visits[i], 1) << i;
+      ASSERT_EQ(seen[6 * i + 0], i % gx);
+      ASSERT_EQ(seen[6 * i + 1], i / gx % gy);
+      ASSERT_EQ(seen[6 * i + 2], i / gx / gy);
+    }
+    EXPECT_GE(calls[0], 1);
+    EXPECT_LE(calls[0], n);
+  }
+}
+
+TEST(FfiHandler, StateIsReusedAcrossExecutes) {
+  Call first;  // loads the test library
+  first.Kernel("record_launch", {8, 1, 1}, {0, 1, 2});
+  ASSERT_EQ(first.Instantiate(), "");
+
+  const Counters before = GetCounters();
+  std::vector<int32_t> visits(8, 0);
+  std::vector<uint32_t> seen(48, 0);
+  std::vector<int64_t> calls(1, 0);
+  Call call;
+  call.Buffer(false, visits);
+  call.Buffer(false, seen);
+  call.Buffer(false, calls);
+  call.Kernel("record_launch", {8, 1, 1}, {0, 1, 2});
+  ASSERT_EQ(call.Instantiate(), "");
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(call.Execute(), "");
+  for (int32_t v : visits) EXPECT_EQ(v, 3);
+  const Counters after = GetCounters();
+  EXPECT_EQ(after.instantiate_calls - before.instantiate_calls, 1);
+  EXPECT_EQ(after.execute_calls - before.execute_calls, 3);
+  EXPECT_EQ(after.dlopen_calls, before.dlopen_calls);
+}
+
+TEST(FfiHandler, ExecuteAllocatesNothing) {
+  const int64_t n = 64;
+  std::vector<float> x(n, 1.f), y(n, 2.f), out(n, 0.f);
+  Call call;
+  call.Buffer(false, x);
+  call.Buffer(false, y);
+  call.Buffer(true, out);
+  call.Kernel("axpy_launch", {n / 16, 1, 1}, {2, -1, 0, -2, 1, -3},
+              {Bits(1.0f), n, Bits(0.0)}, {0}, 2);
+  ASSERT_EQ(call.Instantiate(), "");
+  ASSERT_EQ(call.Execute(), "");  // warms up the OpenMP team
+  const int64_t before = g_allocations.load();
+  ASSERT_EQ(call.Execute(), "");
+  EXPECT_EQ(g_allocations.load() - before, 0);
+  for (float v : out) ASSERT_FLOAT_EQ(v, 3.f);
+}
+
+// Instantiates `symbol` with attributes edited by `edit`; returns the error.
+template <typename Edit>
+std::string InstantiateError(Edit edit) {
+  Call call;
+  call.Kernel("axpy_launch", {1, 1, 1}, {0, -1}, {5});
+  edit(call);
+  return call.Instantiate();
+}
+
+TEST(FfiHandler, AttributeErrors) {
+  EXPECT_EQ(InstantiateError([](Call& c) { c.Erase("grid"); }),
+            kInvalid + "kernel axpy: missing attribute 'grid'");
+  EXPECT_EQ(InstantiateError([](Call& c) { c.Erase("kernel_name"); }),
+            kInvalid + "missing attribute 'kernel_name'");
+  std::string err = InstantiateError([](Call& c) { c.I32("grid", 3); });
+  EXPECT_EQ(err.rfind(kInvalid + "kernel axpy: attribute 'grid': Wrong", 0), 0u)
+      << err;
+  err = InstantiateError([](Call& c) { c.Str("num_threads", "4"); });
+  EXPECT_EQ(err.rfind(kInvalid + "kernel axpy: attribute 'num_threads': ", 0),
+            0u)
+      << err;
+  EXPECT_EQ(InstantiateError([](Call& c) { c.I32("num_threads", -1); }),
+            kInvalid + "kernel axpy: num_threads must be >= 0, got -1");
+  EXPECT_EQ(InstantiateError([](Call& c) { c.Str("library_hash", ""); }),
+            kInvalid + "kernel axpy: attribute 'library_hash' is empty");
+  EXPECT_EQ(InstantiateError([](Call& c) { c.I64s("arg_map", {0, -2}); }),
+            kInvalid +
+                "kernel axpy: arg_map[1] = -2 refers to scalar 1 but only 1 "
+                "scalars were given");
+  EXPECT_EQ(InstantiateError([](Call& c) { c.I64s("zeroed_outputs", {-1}); }),
+            kInvalid +
+                "kernel axpy: zeroed_outputs has a negative result index -1");
+}
+
+TEST(FfiHandler, GridErrors) {
+  auto grid_error = [](std::vector<int64_t> grid) {
+    return InstantiateError([&](Call& c) { c.I64s("grid", grid); });
+  };
+  EXPECT_EQ(grid_error({0, 1, 1}),
+            kInvalid + "kernel axpy: grid[0] = 0 is out of range [1, 2^31)");
+  EXPECT_EQ(grid_error({1, -1, 1}),
+            kInvalid + "kernel axpy: grid[1] = -1 is out of range [1, 2^31)");
+  EXPECT_EQ(grid_error({1, 1, int64_t{1} << 31}),
+            kInvalid +
+                "kernel axpy: grid[2] = 2147483648 is out of range [1, 2^31)");
+  EXPECT_EQ(grid_error({1, 1}),
+            kInvalid + "kernel axpy: grid must have 3 entries, got 2");
+  const int64_t big = (int64_t{1} << 31) - 1;
+  EXPECT_EQ(grid_error({big, big, 3}),
+            kInvalid +
+                "kernel axpy: grid (2147483647, 2147483647, 3) has 2^63 or "
+                "more programs");
+}
+
+TEST(FfiHandler, LibraryErrors) {
+  EXPECT_EQ(InstantiateError([](Call& c) {
+              c.Str("library", "/nonexistent/k.so");
+              c.Str("library_hash", "missing");
+            }),
+            kInvalid +
+                "kernel axpy: cannot read kernel library /nonexistent/k.so: No "
+                "such file or directory");
+  EXPECT_EQ(InstantiateError([](Call& c) { c.Str("symbol", "nope_launch"); }),
+            kInvalid + "kernel axpy: symbol 'nope_launch' not found in kernel "
+                       "library " + kTestKernels);
+}
+
+TEST(FfiHandler, TooManyParams) {
+  EXPECT_EQ(InstantiateError([](Call& c) {
+              c.I64s("arg_map", std::vector<int64_t>(kMaxKernelParams + 1, 0));
+            }),
+            kInvalid +
+                "kernel axpy: the kernel has 257 parameters; at most 256 are "
+                "supported");
+  EXPECT_EQ(InstantiateError([](Call& c) {
+              c.I64s("arg_map", std::vector<int64_t>(kMaxKernelParams, 0));
+            }),
+            "");
+}
+
+TEST(FfiHandler, WrongBufferCount) {
+  std::vector<float> out(16);
+  Call call;
+  call.Buffer(true, out);
+  call.Kernel("axpy_launch", {1, 1, 1}, {2, -1, 0, -2, 1, -3}, {0, 16, 0},
+              {1});
+  ASSERT_EQ(call.Instantiate(), "");
+  EXPECT_EQ(call.Execute(),
+            kInvalid +
+                "kernel axpy: the call has 0 operands and 1 results, but "
+                "arg_map needs at least 3 buffers and zeroed_outputs at least "
+                "2 results");
+}
+
+TEST(FfiHandler, KernelStatusBecomesError) {
+  for (int32_t num_threads : {1, 2}) {
+    Call call;
+    call.Kernel("fail_at_launch", {10, 1, 1}, {-1, -2}, {7, 42}, {},
+                num_threads);
+    ASSERT_EQ(call.Instantiate(), "");
+    EXPECT_EQ(call.Execute(),
+              std::to_string(XLA_FFI_Error_Code_INTERNAL) +
+                  ": kernel fail_at failed with status 42");
+  }
+}
+
+TEST(FfiHandler, KernelMessageBecomesError) {
+  for (int32_t num_threads : {1, 2}) {
+    Call call;
+    call.Kernel("fail_with_message_launch", {10, 1, 1}, {-1, -2}, {7, 42}, {},
+                num_threads);
+    ASSERT_EQ(call.Instantiate(), "");
+    EXPECT_EQ(call.Execute(), std::to_string(XLA_FFI_Error_Code_INTERNAL) +
+                                  ": program 7 failed");
+  }
+}
+
+TEST(FfiHandler, ExecuteWithoutStateFails) {
+  Call call;
+  call.Kernel("axpy_launch", {1, 1, 1}, {});
+  std::string err = call.Execute();
+  EXPECT_NE(err.find("no state"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace jtc
