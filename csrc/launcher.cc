@@ -10,6 +10,7 @@ namespace {
 
 constexpr int64_t kMaxGridDim = int64_t{1} << 31;  // exclusive
 constexpr uint64_t kMaxPrograms = uint64_t{1} << 63;  // exclusive
+constexpr uint64_t kChunksPerThread = 8;
 
 // Launches running now in this process, over all XLA devices and calling
 // threads.  Each OpenMP caller gets its own thread team, so without this
@@ -79,20 +80,24 @@ int32_t LaunchGrid(KernelLaunchFn launch, void* const* args, const Grid& grid,
   }
 
   std::atomic<int32_t> status{0};
+  // Threads claim chunks from a shared counter rather than taking a fixed
+  // share: on a loaded machine a preempted thread then delays only the chunk
+  // it holds, and the others finish the rest.  Several chunks per thread keep
+  // that cost small; each chunk is one trampoline call.
   const int team = static_cast<int>(std::min<uint64_t>(budget, n));
+  const uint64_t chunks = uint64_t(team) * kChunksPerThread;
+  const uint64_t chunk = (n + chunks - 1) / chunks;
+  std::atomic<uint64_t> next{0};
 #pragma omp parallel num_threads(team)
   {
-    // The team may be smaller than asked for (OMP_THREAD_LIMIT, ...), so split
-    // by its real size.  One call per chunk amortises per-program overhead.
-    const uint64_t size = static_cast<uint64_t>(omp_get_num_threads());
-    const uint64_t rank = static_cast<uint64_t>(omp_get_thread_num());
-    const uint64_t base = n / size, extra = n % size;
-    const uint64_t first = rank * base + std::min(rank, extra);
-    const uint64_t last = first + base + (rank < extra ? 1 : 0);
-    int32_t s = launch(args, first, last, grid.x, grid.y, grid.z);
-    if (s != 0) {
-      int32_t expected = 0;
-      if (status.compare_exchange_strong(expected, s)) describe(s);
+    for (uint64_t first = next.fetch_add(chunk); first < n && status.load() == 0;
+         first = next.fetch_add(chunk)) {
+      const uint64_t last = std::min(n, first + chunk);
+      int32_t s = launch(args, first, last, grid.x, grid.y, grid.z);
+      if (s != 0) {
+        int32_t expected = 0;
+        if (status.compare_exchange_strong(expected, s)) describe(s);
+      }
     }
   }
   return status.load();

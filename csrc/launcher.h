@@ -24,7 +24,8 @@ std::string MakeGrid(const int64_t* dims, size_t size, Grid* grid);
 int ThreadBudget(int num_threads, int in_flight);
 
 // Runs programs [0, grid.num_programs): serially for one program or one
-// thread, else each OpenMP thread calls `launch` once on its contiguous chunk.
+// thread, else OpenMP threads claim contiguous chunks (a few per thread) and
+// call `launch` once per chunk.
 // Returns 0, or the first non-zero status a trampoline returned; then, if
 // `message_fn` and `message` are given, *message is the failing thread's
 // description of the failure.

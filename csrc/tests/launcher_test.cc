@@ -94,7 +94,7 @@ TEST(ThreadBudget, SplitsCoresBetweenLaunchesInFlight) {
 
 class LaunchGridTest : public ::testing::TestWithParam<int> {};
 
-TEST_P(LaunchGridTest, EveryProgramRunsOnceWithOneCallPerThread) {
+TEST_P(LaunchGridTest, EveryProgramRunsOnceInFewCalls) {
   const int num_threads = GetParam();
   const int threads = num_threads > 0 ? num_threads : omp_get_num_procs();
   for (Grid grid : {MustMakeGrid(1, 1, 1), MustMakeGrid(37, 1, 1),
@@ -103,8 +103,14 @@ TEST_P(LaunchGridTest, EveryProgramRunsOnceWithOneCallPerThread) {
     SCOPED_TRACE("grid " + std::to_string(grid.x) + "x" +
                  std::to_string(grid.y) + "x" + std::to_string(grid.z));
     const int64_t calls = LaunchRecordAndCheck(grid, num_threads);
-    // One trampoline call per thread: each gets one contiguous chunk.
-    EXPECT_EQ(calls, std::min<int64_t>(threads, grid.num_programs));
+    // One call for a serial launch; else a few chunks per thread (8 in all
+    // per thread at most), never one call per program of a big grid.
+    if (threads == 1 || grid.num_programs == 1) {
+      EXPECT_EQ(calls, 1);
+    } else {
+      const int64_t team = std::min<int64_t>(threads, grid.num_programs);
+      EXPECT_LE(calls, std::min<int64_t>(grid.num_programs, team * 8));
+    }
   }
 }
 
