@@ -253,3 +253,41 @@ def test_launch_runs_a_range_of_programs():
   assert launch(compiled, [out, 64], (4, 1), first=1, last=3) == 0
   touched = np.nonzero(out)[0]
   np.testing.assert_array_equal(touched, np.arange(16, 48))
+
+
+@triton.jit
+def mixed_kernel(x_ptr, w_ptr, out_ptr, N: tl.constexpr):
+  """A reduction, a dot and f16/bf16 conversions: code paths that depend on the SIMD width."""
+  rows = tl.arange(0, N)[:, None]
+  cols = tl.arange(0, N)[None, :]
+  x = tl.load(x_ptr + rows * N + cols)
+  w = tl.load(w_ptr + rows * N + cols).to(tl.float32)
+  y = tl.dot(x.to(tl.float16), w.to(tl.bfloat16).to(tl.float16))
+  tl.store(out_ptr + rows * N + cols, y - tl.max(y, axis=1)[:, None])
+
+
+@pytest.mark.parametrize("cpu", ["x86-64", "haswell,+avx2,+fma,+f16c", ""])
+def test_code_for_cpus_without_avx512_or_avx(cpu, monkeypatch):
+  """Kernels compiled for SSE2-only and AVX2 CPUs (which this machine can run) give the same
+  answers as for the host."""
+  import platform
+  assert platform.machine() == "x86_64", "this test names x86 CPUs"
+  monkeypatch.setenv("JAX_TRITON_CPU_TARGET", cpu)
+  from jax_triton_cpu.compiler.target import host_target
+  assert host_target().vector_bits == {"x86-64": 128, "haswell,+avx2,+fma,+f16c": 256}.get(
+      cpu, host_target().vector_bits)
+  rng = np.random.default_rng(3)
+  x = rng.standard_normal((32, 32)).astype(np.float32)
+  w = rng.standard_normal((32, 32)).astype(np.float32)
+  out = np.zeros_like(x)
+  run(mixed_kernel, {"x_ptr": "*fp32", "w_ptr": "*fp32", "out_ptr": "*fp32"}, [x, w, out], (1,),
+      {"N": 32})
+  w16 = w.astype(ml_dtypes.bfloat16).astype(np.float16).astype(np.float32)
+  y = x.astype(np.float16).astype(np.float32) @ w16
+  np.testing.assert_allclose(out, y - y.max(1, keepdims=True), rtol=1e-4, atol=1e-4)
+  for size in (7, 1000):
+    a, b = rng.standard_normal(size).astype(np.float32), rng.standard_normal(size).astype(np.float32)
+    c = np.zeros_like(a)
+    run(add_kernel, {"x_ptr": "*fp32", "y_ptr": "*fp32", "out_ptr": "*fp32", "n": "i32"},
+        [a, b, c, size], (triton.cdiv(size, 128),), {"BLOCK": 128})
+    np.testing.assert_array_equal(c, a + b)

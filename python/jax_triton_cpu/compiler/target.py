@@ -24,7 +24,7 @@ class Target:
 def _vector_bits(features: set[str], triple: str) -> int:
   if "avx512f" in features:
     return 512
-  if "avx" in features:
+  if features & {"avx", "avx2"}:
     return 256
   return 128  # SSE2 is part of x86-64; NEON is 128-bit on aarch64
 
