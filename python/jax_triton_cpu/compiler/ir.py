@@ -205,6 +205,14 @@ class Module:
     return public[0]
 
 
+def walk_op(op: Op):
+  """Yields `op` and every op nested in its regions."""
+  yield op
+  for region in op.regions:
+    for b in region.blocks:
+      yield from walk(b)
+
+
 def walk(block: Block):
   """Yields every op in `block` and in its nested regions, in program order."""
   for op in block.ops:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from llvmlite import ir as llvm
 
-from .. import ir
+from .. import inline, ir
 from ..options import CPUOptions
 from ..target import Target
 from . import (abi, atomics, control_flow, debug, dot, elementwise,  # noqa: F401
-               memory, reduction, shape, tensor)  # (importing a rule module registers its rules)
+               math, memory, reduction, shape, tensor)  # (importing a rule module registers its rules)
 from .lowering import FunctionLowering
 from .registry import supported
 
@@ -16,26 +16,20 @@ from .registry import supported
 TERMINATORS = frozenset({"scf.yield", "scf.condition", "tt.reduce.return", "tt.scan.return"})
 
 
-def check_supported(module: ir.Module, kernel_name: str):
+def check_supported(function: ir.Function, kernel_name: str):
   """Raises NotImplementedError naming the first op the CPU backend cannot compile, and where."""
-  for function in module.functions.values():
-    for op in ir.walk(function.body):
-      if not supported(op.name) and op.name not in TERMINATORS:
-        where = f" at {op.loc}" if op.loc else ""
-        raise NotImplementedError(
-            f"Triton op '{op.name}' is not supported by the CPU backend "
-            f"(in kernel '{kernel_name}'{where})")
+  for op in ir.walk(function.body):
+    if not supported(op.name) and op.name not in TERMINATORS:
+      where = f" at {op.loc}" if op.loc else ""
+      raise NotImplementedError(
+          f"Triton op '{op.name}' is not supported by the CPU backend "
+          f"(in kernel '{kernel_name}'{where})")
 
 
 def generate(module: ir.Module, target: Target, options: CPUOptions) -> tuple[str, str, str]:
   """Returns (LLVM IR text, kernel symbol, trampoline symbol)."""
-  function = module.kernel
-  if len(module.functions) > 1:
-    raise NotImplementedError(
-        f"kernel '{function.name}' calls non-inlined functions "
-        f"({', '.join(f for f in module.functions if f != function.name)}), which the CPU "
-        "backend does not support yet")
-  check_supported(module, function.name)
+  function = inline.inline_calls(module)
+  check_supported(function, function.name)
   llvm_module = llvm.Module(name=function.name)
   llvm_module.triple = target.triple
   kernel = abi.declare_kernel(llvm_module, function, function.name)

@@ -191,45 +191,6 @@ def _cmpf(lo, op, x, y):
   return (b.fcmp_ordered if ordered else b.fcmp_unordered)(cmp, x, y)
 
 
-# Math functions with an LLVM intrinsic. f16 and bf16 compute in f32 (what GPUs do too).
-_MATH_INTRINSICS = {
-    "math.exp": "exp", "math.exp2": "exp2", "math.log": "log", "math.log2": "log2",
-    "math.log10": "log10", "math.sqrt": "sqrt", "tt.precise_sqrt": "sqrt", "math.sin": "sin",
-    "math.cos": "cos", "math.absf": "fabs", "math.floor": "floor", "math.ceil": "ceil",
-    "math.trunc": "trunc", "math.round": "round", "math.roundeven": "roundeven",
-}
-
-
-def _promoted_math(compute):
-  def rule(lo, op, *args):
-    b = lo.builder
-    name = _operand_type(op).name
-    if name not in ("f16", "bf16"):
-      return compute(lo, op, *args)
-    wide = [bf16_to_f32(b, a) if name == "bf16" else b.fpext(a, T.of_lanes(T.F32, T.lanes(a)))
-            for a in args]
-    result = compute(lo, op, *wide)
-    return f32_to_bf16(b, result) if name == "bf16" else b.fptrunc(result, args[0].type)
-  return rule
-
-
-for _name, _intrinsic in _MATH_INTRINSICS.items():
-  register(ELEMENTWISE, _name)(_promoted_math(
-      lambda lo, op, *args, _i=_intrinsic: _fp(lo, lo.call_intrinsic(_i, list(args)))))
-
-
-@register(ELEMENTWISE, "math.rsqrt")
-@_promoted_math
-def _rsqrt(lo, op, x):
-  return _fp(lo, lo.builder.fdiv(T.constant(x.type, 1.0), lo.call_intrinsic("sqrt", [x])))
-
-
-@register(ELEMENTWISE, "math.fma")
-@_promoted_math
-def _fma(lo, op, x, y, z):
-  return lo.call_intrinsic("fma", [x, y, z])
-
-
 # ---- casts --------------------------------------------------------------------------------------
 
 def _float_rank(name: str) -> int:

@@ -1,0 +1,251 @@
+"""Math functions: native instructions where the CPU has them (sqrt, floor, fma, ...), otherwise
+vectorised calls into glibc's libmvec (exp, log, sin, erf, tanh, pow, ...: one call per SIMD
+register, not one libm call per element), and scalar libm calls where no vector variant exists.
+
+f16 and bf16 compute in f32 and round back, as GPUs do. Also here: tt.extern_elementwise (the
+libdevice functions kernels call through triton.language.extra.libdevice) and tt.clampf.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+
+from llvmlite import ir as llvm
+
+from .. import ir
+from . import types as T
+from .elementwise import _fp, _operand_type, bf16_to_f32, f32_to_bf16
+from .registry import ELEMENTWISE, register
+
+
+def promoted(compute):
+  """Wraps a rule computing in f32 / f64 so that f16 / bf16 operands compute in f32."""
+  def rule(lo, op, *args):
+    b = lo.builder
+    name = _operand_type(op).name
+    if name not in ("f16", "bf16"):
+      return compute(lo, op, *args)
+    wide = [bf16_to_f32(b, a) if name == "bf16" else b.fpext(a, T.of_lanes(T.F32, T.lanes(a)))
+            for a in args]
+    result = compute(lo, op, *wide)
+    if T.element(result.type) != T.F32:  # predicates give integers
+      return result
+    return f32_to_bf16(b, result) if name == "bf16" else b.fptrunc(result, args[0].type)
+  return rule
+
+
+# ---- native instructions -------------------------------------------------------------------------
+
+_INTRINSICS = {
+    "math.sqrt": "sqrt", "tt.precise_sqrt": "sqrt", "math.absf": "fabs", "math.floor": "floor",
+    "math.ceil": "ceil", "math.trunc": "trunc", "math.round": "round",
+    "math.roundeven": "roundeven", "math.fma": "fma", "math.copysign": "copysign",
+}
+for _name, _intrinsic in _INTRINSICS.items():
+  register(ELEMENTWISE, _name)(promoted(
+      lambda lo, op, *args, _i=_intrinsic: _fp(lo, lo.call_intrinsic(_i, list(args)))))
+
+
+@register(ELEMENTWISE, "math.rsqrt")
+@promoted
+def _rsqrt(lo, op, x):
+  return _fp(lo, lo.builder.fdiv(T.constant(x.type, 1.0), lo.call_intrinsic("sqrt", [x])))
+
+
+# ---- library functions ---------------------------------------------------------------------------
+
+@functools.cache
+def _libmvec_has(symbol: str) -> bool:
+  try:
+    return hasattr(ctypes.CDLL("libmvec.so.1"), symbol)
+  except OSError:
+    return False
+
+
+@functools.cache
+def _libm_has(symbol: str) -> bool:
+  try:
+    return hasattr(ctypes.CDLL("libm.so.6"), symbol)
+  except OSError:
+    return False
+
+
+def _vector_isa(target) -> str | None:
+  """glibc's vector ABI letter for the target's registers (x86: b/c/d/e; aarch64: n)."""
+  arch = target.triple.split("-")[0]
+  if arch == "x86_64":
+    if target.vector_bits == 512:
+      return "e"
+    if target.vector_bits == 256:
+      return "d" if "+avx2" in target.features else "c"
+    return "b"
+  if arch == "aarch64":
+    return "n"
+  return None
+
+
+def _shuffle(b, vectors, lanes):
+  """Concatenates vectors (same type), or cuts/pads one vector to `lanes` lanes."""
+  if len(vectors) == 1:
+    v = vectors[0]
+    mask = [T.I32(i if i < T.lanes(v) else 0) for i in range(lanes)]
+    return b.shuffle_vector(v, v, llvm.Constant(llvm.VectorType(T.I32, lanes), mask))
+  while len(vectors) > 1:
+    n = T.lanes(vectors[0])
+    mask = llvm.Constant(llvm.VectorType(T.I32, 2 * n), [T.I32(i) for i in range(2 * n)])
+    vectors = [b.shuffle_vector(vectors[i], vectors[i + 1], mask)
+               for i in range(0, len(vectors), 2)]
+  return vectors[0]
+
+
+def call_library(lo, name: str, args):
+  """name(args) for f32 or f64 scalars or vectors: a libmvec call per register where glibc has a
+  vector variant, else libm per element."""
+  b = lo.builder
+  element = T.element(args[0].type)
+  suffix = "f" if element == T.F32 else ""
+  n = T.lanes(args[0])
+  native = lo.target.vector_bits // (32 if element == T.F32 else 64)
+  isa = _vector_isa(lo.target)
+  vector_name = f"_ZGV{isa}N{native}{'v' * len(args)}_{name}{suffix}"
+  if n > 1 and isa and _libmvec_has(vector_name):
+    vec = llvm.VectorType(element, native)
+    fn = lo.intrinsic(vector_name, vec, [vec] * len(args))
+    if n <= native:
+      padded = [_shuffle(b, [a], native) for a in args]
+      return _shuffle(b, [b.call(fn, padded)], n) if n < native else b.call(fn, padded)
+    pieces = []
+    for start in range(0, n, native):
+      mask = llvm.Constant(llvm.VectorType(T.I32, native),
+                           [T.I32(start + i) for i in range(native)])
+      pieces.append(b.call(fn, [b.shuffle_vector(a, a, mask) for a in args]))
+    return _shuffle(b, pieces, n)
+  scalar_name = f"{name}{suffix}"
+  fn = lo.intrinsic(scalar_name, element, [element] * len(args))
+  if n == 1:
+    return b.call(fn, args)
+  result = llvm.Constant(args[0].type, llvm.Undefined)
+  for lane in range(n):
+    value = b.call(fn, [b.extract_element(a, T.I32(lane)) for a in args])
+    result = b.insert_element(result, value, T.I32(lane))
+  return result
+
+
+_LIBRARY = {
+    "math.exp": "exp", "math.exp2": "exp2", "math.expm1": "expm1", "math.log": "log",
+    "math.log2": "log2", "math.log10": "log10", "math.log1p": "log1p", "math.sin": "sin",
+    "math.cos": "cos", "math.tan": "tan", "math.asin": "asin", "math.acos": "acos",
+    "math.atan": "atan", "math.sinh": "sinh", "math.cosh": "cosh", "math.tanh": "tanh",
+    "math.asinh": "asinh", "math.acosh": "acosh", "math.atanh": "atanh", "math.erf": "erf",
+    "math.erfc": "erfc", "math.cbrt": "cbrt", "math.atan2": "atan2", "math.powf": "pow",
+}
+for _name, _function in _LIBRARY.items():
+  register(ELEMENTWISE, _name)(promoted(
+      lambda lo, op, *args, _f=_function: call_library(lo, _f, list(args))))
+
+
+@register(ELEMENTWISE, "tt.clampf")
+@promoted
+def _clampf(lo, op, x, low, high):
+  propagate_nan = "all" in str(op.attrs.get("propagateNan", "")).lower() or \
+      op.attrs.get("propagateNan") == 65535
+  lower, upper = ("maximum", "minimum") if propagate_nan else ("maxnum", "minnum")
+  return lo.call_intrinsic(upper, [lo.call_intrinsic(lower, [x, low]), high])
+
+
+# ---- libdevice (tt.extern_elementwise) ----------------------------------------------------------
+
+def _saturate(lo, x):
+  return lo.call_intrinsic("minnum", [lo.call_intrinsic("maxnum", [x, T.constant(x.type, 0.0)]),
+                                      T.constant(x.type, 1.0)])
+
+
+def _isnan(lo, x):
+  return lo.builder.zext(lo.builder.fcmp_unordered("uno", x, x), T.of_lanes(T.I32, T.lanes(x)))
+
+
+def _isinf(lo, x):
+  b = lo.builder
+  inf = T.constant(x.type, float("inf"))
+  return b.zext(b.fcmp_ordered("==", lo.call_intrinsic("fabs", [x]), inf),
+                T.of_lanes(T.I32, T.lanes(x)))
+
+
+def _isfinite(lo, x):
+  b = lo.builder
+  inf = T.constant(x.type, float("inf"))
+  return b.zext(b.fcmp_ordered("<", lo.call_intrinsic("fabs", [x]), inf),
+                T.of_lanes(T.I32, T.lanes(x)))
+
+
+def _signbit(lo, x):
+  b = lo.builder
+  as_int = T.of_lanes(llvm.IntType(32 if T.element(x.type) == T.F32 else 64), T.lanes(x))
+  negative = b.icmp_signed("<", b.bitcast(x, as_int), T.constant(as_int, 0))
+  return b.zext(negative, T.of_lanes(T.I32, T.lanes(x)))
+
+
+def _unary_intrinsic(name):
+  return lambda lo, *args: lo.call_intrinsic(name, list(args))
+
+
+def _binary(method):
+  return lambda lo, x, y: _fp(lo, getattr(lo.builder, method)(x, y))
+
+
+# libdevice base names (without __nv_ and the f suffix) with a direct CPU meaning.
+_LIBDEVICE = {
+    "sqrt": _unary_intrinsic("sqrt"), "fabs": _unary_intrinsic("fabs"),
+    "floor": _unary_intrinsic("floor"), "ceil": _unary_intrinsic("ceil"),
+    "trunc": _unary_intrinsic("trunc"), "round": _unary_intrinsic("round"),
+    "rint": _unary_intrinsic("roundeven"), "nearbyint": _unary_intrinsic("roundeven"),
+    "fma": _unary_intrinsic("fma"), "fmin": _unary_intrinsic("minnum"),
+    "fmax": _unary_intrinsic("maxnum"), "copysign": _unary_intrinsic("copysign"),
+    "rsqrt": lambda lo, x: _fp(
+        lo, lo.builder.fdiv(T.constant(x.type, 1.0), lo.call_intrinsic("sqrt", [x]))),
+    "rcp": lambda lo, x: _fp(lo, lo.builder.fdiv(T.constant(x.type, 1.0), x)),
+    "saturate": _saturate, "isnan": _isnan, "isinf": _isinf, "isfinite": _isfinite,
+    "finite": _isfinite, "signbit": _signbit,
+    "add": _binary("fadd"), "sub": _binary("fsub"), "mul": _binary("fmul"),
+    "div": _binary("fdiv"),
+}
+# Rounding-mode variants (_rn, _rz, _ru, _rd) compute in round-to-nearest on the CPU.
+_ROUNDING_SUFFIXES = ("_rn", "_rz", "_ru", "_rd")
+_TYPED_ARITHMETIC = ("add", "sub", "mul", "div", "rcp", "sqrt")  # __nv_fadd_rn, __nv_dadd_rn, ...
+_PREDICATES = ("isnan", "isinf", "isfinite", "finite", "signbit")
+
+
+def _libdevice_base(symbol: str, element: llvm.Type) -> str:
+  """__nv_tanhf -> tanh, __nv_fast_expf -> exp, __nv_fadd_rn -> add, __nv_isnand -> isnan."""
+  name = symbol.removeprefix("__nv_").removeprefix("fast_")
+  if name.endswith(_ROUNDING_SUFFIXES):
+    name = name[:-3]
+  if name[:1] in ("f", "d") and name[1:] in _TYPED_ARITHMETIC:
+    return name[1:]
+  if element == T.F32 and name.endswith("f"):
+    return name[:-1]
+  if element == T.F64 and name.endswith("d") and name[:-1] in _PREDICATES:
+    return name[:-1]
+  return name
+
+
+@register(ELEMENTWISE, "tt.extern_elementwise")
+def _extern_elementwise(lo, op, *args):
+  symbol = op.attrs.get("symbol", "")
+  kinds = {ir.element_type(v.type).name for v in op.operands}
+  if not kinds <= {"f16", "bf16", "f32", "f64"}:
+    raise lo.error(op, f"libdevice function '{symbol}' on {sorted(kinds)} is not supported by "
+                       "the CPU backend")
+
+  @promoted
+  def compute(lo, op, *values):
+    element = T.element(values[0].type)
+    base = _libdevice_base(symbol, element)
+    if base in _LIBDEVICE:
+      return _LIBDEVICE[base](lo, *values)
+    suffix = "f" if element == T.F32 else ""
+    if _libm_has(base + suffix):
+      return call_library(lo, base, list(values))
+    raise lo.error(op, f"libdevice function '{symbol}' is not supported by the CPU backend")
+
+  return compute(lo, op, *args)
