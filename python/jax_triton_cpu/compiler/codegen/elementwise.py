@@ -4,7 +4,7 @@ from __future__ import annotations
 from llvmlite import ir as llvm
 
 from .. import ir
-from . import types as T
+from . import fp8, types as T
 from .registry import ELEMENTWISE, register
 
 
@@ -194,14 +194,18 @@ def _cmpf(lo, op, x, y):
 # ---- casts --------------------------------------------------------------------------------------
 
 def _float_rank(name: str) -> int:
-  return {"bf16": 16, "f16": 16, "f32": 32, "f64": 64}[name]
+  return {"bf16": 16, "f16": 16, "f32": 32, "f64": 64}.get(name, 8)
 
 
 def float_convert(b, x, src: str, dst: str):
-  """Converts between f16 / bf16 / f32 / f64 with round to nearest even."""
+  """Converts between fp8 / f16 / bf16 / f32 / f64 with round to nearest even."""
   n = T.lanes(x)
   if src == dst:
     return x
+  if src in fp8.FORMATS:
+    return float_convert(b, fp8.to_f32(b, x, src), "f32", dst)
+  if dst in fp8.FORMATS:
+    return fp8.from_f32(b, float_convert(b, x, src, "f32"), dst)
   if src == "bf16":
     x, src = bf16_to_f32(b, x), "f32"
   if dst == "bf16":
@@ -306,9 +310,9 @@ def _bitcast(lo, op, x):
 def _fp_to_fp(lo, op, x):
   """Conversions between float formats, with the rounding mode Triton asks for (rtne or rtz)."""
   src, dst = _operand_type(op).name, _result_type(op).name
-  if src.startswith("f8") or dst.startswith("f8"):
-    raise lo.error(op, f"conversion {src} -> {dst} (fp8) is not supported by the CPU backend yet")
   b = lo.builder
+  if src in fp8.FORMATS or dst in fp8.FORMATS:
+    return float_convert(b, x, src, dst)
   n = T.lanes(x)
   if _float_rank(dst) >= _float_rank(src) or "rtz" not in str(op.attrs.get("rounding", "")):
     return _float_cast(lo, op, x)
