@@ -13,7 +13,8 @@ from .registry import supported
 
 
 # Region terminators, handled by the rule of the op that owns the region.
-TERMINATORS = frozenset({"scf.yield", "scf.condition", "tt.reduce.return", "tt.scan.return"})
+TERMINATORS = frozenset({"scf.yield", "scf.condition", "tt.reduce.return", "tt.scan.return",
+                         "tt.map_elementwise.return"})
 
 
 def check_supported(function: ir.Function, kernel_name: str):

@@ -97,3 +97,13 @@ def _program_id(lo, op):
 @register(SCALAR, "tt.get_num_programs")
 def _num_programs(lo, op):
   lo.env[op.result] = lo.num_programs[op.attrs["axis"]]
+
+
+@register(TENSOR, "tt.map_elementwise")
+def _map_elementwise(lo, value, index: Index):
+  """tl.map_elementwise: the scalar function's body, run on whole lane chunks."""
+  op = value.op
+  if op.attrs.get("pack", 1) != 1:
+    raise lo.error(op, "tl.map_elementwise with pack > 1 is not supported by the CPU backend")
+  args = lo.elementwise_args(op, index)
+  return lo.apply_region(op.regions[0].block, args)[value.index]
