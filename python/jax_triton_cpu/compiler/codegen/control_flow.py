@@ -5,9 +5,11 @@ by LLVM's mem2reg) or a stack buffer for a tensor.
 """
 from __future__ import annotations
 
+from llvmlite import ir as llvm
+
 from .. import ir
 from . import types as T
-from .lowering import Buffer
+from .lowering import Buffer, Shifted, Slot
 from .registry import STATEMENT, register
 
 
@@ -23,11 +25,30 @@ def _emit_body(lo, block: ir.Block):
   return block.terminator
 
 
+def _uniform_step(lo, carried: ir.Value, initial: ir.Value, yielded: ir.Value):
+  """The scalar step if the loop moves `carried` by the same amount in every lane
+  (yield carried + splat(step)) and its initial value can be recomputed anywhere; else None."""
+  op = yielded.op
+  if (op is None or op.name not in ("tt.addptr", "arith.addi") or op.operands[0] is not carried
+      or not ir.is_tensor(carried.type) or not lo.plan.cheap(initial)
+      or isinstance(lo.env.get(initial), Shifted)):
+    return None
+  step = op.operands[1].op
+  if step is None or step.name != "tt.splat":
+    return None
+  return step.operands[0]
+
+
 def _write_slots(lo, values, slots):
   """Writes values into slots that they may also read (a loop's own carried values): tensors read
   from another slot, or computed from an expression, go through a scratch buffer first."""
   staged = []
   for v, slot in zip(values, slots):
+    if isinstance(slot, Shifted):  # offset += step
+      offset, step = slot.offset, slot.step
+      staged.append((offset, lo.builder.add(lo.builder.load(offset.pointer, typ=offset.llvm_type),
+                                            _widen(lo, lo.scalar(step), offset.llvm_type))))
+      continue
     if not isinstance(slot, Buffer):
       staged.append((slot, lo.scalar(v)))
       continue
@@ -54,9 +75,20 @@ def _for(lo, op):
   inits = op.operands[3:]
   body = op.regions[0].block
   iv, *carried = body.args
-  slots = [lo.new_slot(v.type) for v in carried]
-  for slot, init in zip(slots, inits):
-    lo.store_slot(slot, init)
+  slots = []
+  for v, init, yielded in zip(carried, inits, body.terminator.operands):
+    increment = _uniform_step(lo, v, init, yielded)
+    if increment is None:
+      slots.append(lo.new_slot(v.type))
+      lo.store_slot(slots[-1], init)
+      continue
+    element = ir.element_type(v.type)
+    is_pointer = isinstance(element, ir.PointerType)
+    offset = lo.new_slot(ir.ScalarType("i64") if is_pointer else element)
+    lo.builder.store(llvm.Constant(offset.llvm_type, 0), offset.pointer)
+    shifted = Shifted(init, offset, T.memory_type(element.pointee) if is_pointer else None)
+    shifted.step = increment
+    slots.append(shifted)
   signed = not op.attrs.get("unsignedCmp", False)
   less = (lambda x, y: b.icmp_signed("<", x, y)) if signed else (lambda x, y: b.icmp_unsigned("<", x, y))
 
@@ -76,6 +108,15 @@ def _for(lo, op):
   b.cbranch(less(following, upper), loop, done)
   b.position_at_end(done)
   _bind_slots(lo, op.results, slots)
+
+
+def _widen(lo, value, llvm_type):
+  """An integer step in the offset's type (steps are signed)."""
+  if value.type == llvm_type:
+    return value
+  if value.type.width < llvm_type.width:
+    return lo.builder.sext(value, llvm_type)
+  return lo.builder.trunc(value, llvm_type)
 
 
 @register(STATEMENT, "scf.if")

@@ -82,6 +82,20 @@ def _matmul(lo, a: Buffer, bm: Buffer, c: Buffer, batch, compute: ir.ScalarType)
         b.store(b.load(s.pointer, typ=vec), _address(b, c, batch, r, col), align=compute.bits // 8)
 
 
+def _accumulates_in_place(acc: ir.Value, result: ir.Value) -> bool:
+  """Whether the dot may add into its accumulator's buffer: `acc = tl.dot(a, b, acc)` in a loop
+  whose carried `acc` is read by nothing else and whose result only goes back into that slot."""
+  block = acc.owner
+  if not isinstance(block, ir.Block) or len(acc.uses) != 1 or len(result.uses) != 1:
+    return False
+  terminator = block.terminator
+  loop = block.parent.parent if block.parent is not None else None
+  if loop is None or loop.name != "scf.for" or result.uses[0] is not terminator:
+    return False
+  slot = acc.index - 1  # block arguments: induction variable, then carried values
+  return terminator.operands.count(result) == 1 and terminator.operands[slot] is result
+
+
 @register(STATEMENT, "tt.dot")
 def _dot(lo, op):
   a, bm, acc = op.operands
@@ -90,8 +104,8 @@ def _dot(lo, op):
   compute = _compute_type(result_type, [ir.element_type(a.type), ir.element_type(bm.type)])
   packed_a, packed_b = _packed(lo, a, compute), _packed(lo, bm, compute)
   c = _packed(lo, acc, compute)
-  if c is lo.env.get(acc):  # never write into the accumulator operand's own buffer
-    copy = lo.new_buffer(c.type)
+  if c is lo.env.get(acc) and not _accumulates_in_place(acc, result):
+    copy = lo.new_buffer(c.type)  # the accumulator operand's own buffer must stay as it is
     lo.memcpy(copy.pointer, c.pointer, c.nbytes)
     c = copy
   if result.type.rank == 3:

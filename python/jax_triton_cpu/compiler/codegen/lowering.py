@@ -77,6 +77,23 @@ class Slot:
     self.pointer, self.llvm_type = pointer, llvm_type
 
 
+class Shifted:
+  """A loop-carried tensor that each iteration moves by a uniform step (`p += BLOCK * stride`):
+  held as its initial value, recomputed lazily, plus a scalar offset in a slot, rather than as a
+  tensor of pointers copied every iteration."""
+
+  def __init__(self, initial: ir.Value, offset: Slot, pointee=None):
+    self.initial, self.offset, self.pointee = initial, offset, pointee
+
+  def load(self, lowering, index: "Index"):
+    b = lowering.builder
+    base = lowering.evaluate(self.initial, index)
+    offset = T.splat(b, b.load(self.offset.pointer, typ=self.offset.llvm_type), T.lanes(base))
+    if self.pointee is None:
+      return b.add(base, offset)
+    return b.gep(base, [offset], source_etype=self.pointee)
+
+
 class UnsupportedOp(NotImplementedError):
   pass
 
@@ -127,7 +144,11 @@ class FunctionLowering:
     lane of the chunk, else a vector of index.lanes lanes."""
     held = self.env.get(v)
     if held is not None:
-      return held.load(self.builder, index) if isinstance(held, Buffer) else self.scalar(v)
+      if isinstance(held, Buffer):
+        return held.load(self.builder, index)
+      if isinstance(held, Shifted):
+        return held.load(self, index)
+      return self.scalar(v)
     key = (v, index)
     if key in self._memo:
       return self._memo[key]
