@@ -190,3 +190,17 @@ def test_device_assert_raises_a_python_error():
   with pytest.raises(Exception, match=r"device assertion failed in kernel 'assert_kernel'.*"
                      r"x must stay below 5"):
     jax.block_until_ready(jax.jit(call)(ok.at[3].set(9)))
+
+
+@pytest.mark.parametrize("size,options,threads", [
+    (1024, {}, 1),                          # small: one thread, no worker to wake
+    (1 << 22, {}, 0),                       # large: all cores
+    (1024, {"num_cpu_threads": 2}, 2),      # the user's choice wins
+])
+def test_small_launches_stay_on_one_thread(size, options, threads):
+  x = jnp.ones(size, jnp.float32)
+  f = jax.jit(lambda x: jt.triton_call(x, x, x.size, kernel=add_kernel, out_type=jax.typeof(x),
+                                       grid=(triton.cdiv(x.size, 256),), BLOCK=256,
+                                       backend_options=options))
+  assert f"num_threads = {threads} : i32" in f.lower(x).as_text()
+  np.testing.assert_array_equal(f(x), x + x)

@@ -714,8 +714,9 @@ def _triton_kernel_call_lowering(
           f"kernel '{kernel.name}' was compiled with {len(kernel.param_types)} runtime parameters "
           f"{kernel.param_types}, but the call passes {len(arg_map)} (types "
           f"{[t for i, t in enumerate(arg_dtypes) if i not in equal_to_1]})")
+    num_threads = compiler.launch_threads(kernel, math.prod(config_grid), options.num_cpu_threads)
     calls.append(dict(kernel=kernel, grid=config_grid, arg_map=arg_map, scalars=scalars,
-                      zeroed=config_zeroed, num_threads=options.num_cpu_threads))
+                      zeroed=config_zeroed, num_threads=num_threads))
 
   call = calls[0]
   if math.prod(call["grid"]) == 0:

@@ -10,12 +10,12 @@ def compile_ttir(ttir: str, options: CPUOptions) -> CompiledKernel:
   module = reader.read_ttir(ttir)
   kernel = module.kernel
   target = host_target()
-  llvm_ir, name, trampoline = codegen.generate(module, target, options)
+  llvm_ir, name, trampoline, work = codegen.generate(module, target, options)
   library, asm = toolchain.compile_llvm_ir(llvm_ir, target, name)
   return CompiledKernel(
       name=name, library_path=library, library_hash=toolchain.file_hash(library),
       symbol=trampoline, param_types=tuple(_signature_type(p.type) for p in kernel.params),
-      ttir=ttir, llvm_ir=llvm_ir, asm=asm)
+      work_per_program=work, ttir=ttir, llvm_ir=llvm_ir, asm=asm)
 
 
 def _signature_type(t) -> str:

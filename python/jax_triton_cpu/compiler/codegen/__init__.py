@@ -27,8 +27,9 @@ def check_supported(function: ir.Function, kernel_name: str):
           f"(in kernel '{kernel_name}'{where})")
 
 
-def generate(module: ir.Module, target: Target, options: CPUOptions) -> tuple[str, str, str]:
-  """Returns (LLVM IR text, kernel symbol, trampoline symbol)."""
+def generate(module: ir.Module, target: Target, options: CPUOptions):
+  """Returns (LLVM IR text, kernel symbol, trampoline symbol, elements one program processes or
+  None where that depends on run-time trip counts)."""
   function = inline.inline_calls(module)
   check_supported(function, function.name)
   llvm_module = llvm.Module(name=function.name)
@@ -41,7 +42,7 @@ def generate(module: ir.Module, target: Target, options: CPUOptions) -> tuple[st
   lowering.emit_block(function.body)
   trampoline = abi.define_trampoline(llvm_module, kernel, len(function.params),
                                      f"{function.name}_launch")
-  return str(llvm_module), kernel.name, trampoline.name
+  return str(llvm_module), kernel.name, trampoline.name, lowering.work
 
 
 def kernel_params(lowering: FunctionLowering):

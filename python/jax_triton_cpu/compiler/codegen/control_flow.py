@@ -101,13 +101,20 @@ def _for(lo, op):
   index.add_incoming(lower, pre)
   lo.env[iv] = index
   _bind_slots(lo, carried, slots)
-  terminator = _emit_body(lo, body)
+  with lo.repeated(_trip_count(lower, upper, step)):
+    terminator = _emit_body(lo, body)
   _write_slots(lo, terminator.operands, slots)
   following = b.add(index, step)
   index.add_incoming(following, b.block)
   b.cbranch(less(following, upper), loop, done)
   b.position_at_end(done)
   _bind_slots(lo, op.results, slots)
+
+
+def _trip_count(lower, upper, step) -> int | None:
+  if all(isinstance(v, llvm.Constant) for v in (lower, upper, step)) and step.constant > 0:
+    return max(0, -(-(upper.constant - lower.constant) // step.constant))
+  return None
 
 
 def _widen(lo, value, llvm_type):
@@ -161,7 +168,8 @@ def _while(lo, op):
   b.cbranch(lo.scalar(condition.operands[0]), loop, done)
   b.position_at_end(loop)
   _bind_slots(lo, after.args, passed)
-  terminator = _emit_body(lo, after)
+  with lo.repeated(None):
+    terminator = _emit_body(lo, after)
   for slot, v in zip(carried, terminator.operands):
     lo.store_slot(slot, v)
   b.branch(header)

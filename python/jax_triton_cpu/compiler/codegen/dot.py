@@ -108,6 +108,7 @@ def _dot(lo, op):
     copy = lo.new_buffer(c.type)  # the accumulator operand's own buffer must stay as it is
     lo.memcpy(copy.pointer, c.pointer, c.nbytes)
     c = copy
+  lo.count_work(result.type.numel * a.type.shape[-1])
   if result.type.rank == 3:
     with lo.loop(result.type.shape[0]) as batch:
       _matmul(lo, packed_a, packed_b, c, batch, compute)

@@ -120,6 +120,10 @@ class FunctionLowering:
     self.program_ids: tuple = ()
     self.num_programs: tuple = ()
     self._memo: dict = {}
+    # Elements one program processes (loop nests and dot products), None once it depends on a
+    # trip count known only at run time: the launcher keeps small launches on one thread.
+    self.work: int | None = 0
+    self._work_scale = 1
     flags = ["contract"] if options.enable_fp_fusion else []
     if options.enable_fast_math:
       flags += ["reassoc", "nsz", "arcp", "afn"]
@@ -289,9 +293,27 @@ class FunctionLowering:
     b.cbranch(b.icmp_signed("<", nxt, T.I32(count)), body, done)
     b.position_at_end(done)
 
+  def count_work(self, elements: int):
+    if self.work is not None:
+      self.work += elements * self._work_scale
+
+  @contextlib.contextmanager
+  def repeated(self, trips: int | None):
+    """Scales the work counted inside by a loop's trip count (None: not known at compile time)."""
+    saved = self._work_scale
+    if trips is None:
+      self.work = None
+    else:
+      self._work_scale *= max(trips, 0)
+    try:
+      yield
+    finally:
+      self._work_scale = saved
+
   @contextlib.contextmanager
   def loop_nest(self, shape: tuple[int, ...], lanes: int):
     """Loops over every lane chunk of a tensor of `shape`; yields the chunk's Index."""
+    self.count_work(math.prod(shape))
     with contextlib.ExitStack() as stack:
       dims = [stack.enter_context(self.loop(n)) for n in shape[:-1]]
       dims.append(stack.enter_context(self.loop(shape[-1], lanes)))
