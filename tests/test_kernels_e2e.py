@@ -204,3 +204,29 @@ def test_small_launches_stay_on_one_thread(size, options, threads):
                                        backend_options=options))
   assert f"num_threads = {threads} : i32" in f.lower(x).as_text()
   np.testing.assert_array_equal(f(x), x + x)
+
+
+_FRESH_PROCESS = """
+import sys, jax, jax.numpy as jnp, numpy as np, triton
+import jax_triton_cpu as jt
+sys.path.insert(0, {tests!r})
+from test_kernels_e2e import add_kernel
+x = jnp.arange(1000, dtype=jnp.float32)
+out = jax.jit(lambda x: jt.triton_call(x, x, x.size, kernel=add_kernel, out_type=jax.typeof(x),
+                                       grid=(8,), BLOCK=128))(x)
+np.testing.assert_array_equal(out, x + x)
+print("compiled" if "jax_triton_cpu.compiler.pipeline" in sys.modules else "cached")
+"""
+
+
+def test_disk_cache_hit_in_a_fresh_process_skips_compiling(tmp_path):
+  import os
+  import subprocess
+  import sys
+  env = dict(os.environ, JAX_TRITON_CPU_CACHE_DIR=str(tmp_path / "cache"))
+  script = _FRESH_PROCESS.format(tests=os.path.dirname(__file__))
+  runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=300) for _ in range(2)]
+  for r in runs:
+    assert r.returncode == 0, r.stderr
+  assert [r.stdout.split()[-1] for r in runs] == ["compiled", "cached"]

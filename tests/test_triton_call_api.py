@@ -174,6 +174,7 @@ _PARAM_RE = re.compile(r"%[\w.]+: (!tt\.ptr<[^>]+>|[a-z0-9]+)")
 
 def _fake_compile_ttir(ttir, options):
   """Stands in for the compiler's back end: a CompiledKernel that names a library never built."""
+  ttir = ttir if isinstance(ttir, str) else ttir.ttir  # a frontend.KernelSource
   m = _FUNC_RE.search(ttir)
   assert m, ttir
   name = m.group(1)
@@ -605,7 +606,7 @@ def test_lowering_attributes(fake_compiler):
   assert "has_side_effect" not in line
   assert fake_compiler.call_count == 1
   # The TTIR handed to the back end carries the pointer-divisibility hints.
-  ttir = fake_compiler.call_args.args[0]
+  ttir = fake_compiler.call_args.args[0].ttir  # a frontend.KernelSource
   assert ttir.count("tt.divisibility = 16") == 3
 
 
@@ -759,7 +760,7 @@ def test_constexpr_before_operand(fake_compiler):
   # Paths index all kernel parameters (BLOCK_SIZE is parameter 1).
   div16 = [["tt.divisibility", 16]]
   assert attrs == {(0,): div16, (2,): div16, (3,): [], (4,): div16}
-  ttir = fake_compiler.call_args.args[0]
+  ttir = fake_compiler.call_args.args[0].ttir  # a frontend.KernelSource
   assert re.search(r"%y_ptr: !tt.ptr<f32> \{tt.divisibility = 16", ttir)
   assert re.search(r"%output_ptr: !tt.ptr<f32> \{tt.divisibility = 16", ttir)
 

@@ -383,8 +383,10 @@ batching.primitive_batchers[triton_kernel_call_p] = _raise_on_vmap
 # Compilation
 # ----------------------------------------------------------------------------------------------
 
-def compile_ttir_inplace(ttir: str, options: compiler.CPUOptions) -> compiler.CompiledKernel:
-  """TTIR text -> kernel library. Called exactly once per compile-cache miss."""
+def compile_ttir_inplace(ttir: frontend.KernelSource | str,
+                         options: compiler.CPUOptions) -> compiler.CompiledKernel:
+  """TTIR -> kernel library. Called exactly once per compile-cache miss. A KernelSource builds its
+  TTIR only if the disk cache does not already hold the library."""
   return compiler.compile_ttir(ttir, options)
 
 
@@ -414,7 +416,7 @@ def _dump_dir(debug: bool) -> str | None:
 
 
 def _dump_kernel_artifacts(base_dir: str, cache_key: tuple, options: compiler.CPUOptions,
-                           ttir: str, kernel: compiler.CompiledKernel) -> str:
+                           kernel: compiler.CompiledKernel) -> str:
   tag = kernel.library_hash[:16] or hashlib.sha256(repr(cache_key).encode()).hexdigest()[:16]
   path = os.path.join(base_dir, f"{kernel.name}_{tag}")
   os.makedirs(path, exist_ok=True)
@@ -423,7 +425,7 @@ def _dump_kernel_artifacts(base_dir: str, cache_key: tuple, options: compiler.CP
     pprint.pprint(options, stream=f)
     f.write(f"library: {kernel.library_path}\nsymbol: {kernel.symbol}\n"
             f"param_types: {kernel.param_types}\n")
-  for ext, text in (("ttir", kernel.ttir or ttir), ("ll", kernel.llvm_ir), ("s", kernel.asm)):
+  for ext, text in (("ttir", kernel.ttir), ("ll", kernel.llvm_ir), ("s", kernel.asm)):
     if text:
       with open(os.path.join(path, f"{kernel.name}.{ext}"), "w") as f:
         f.write(text)
@@ -588,12 +590,12 @@ class TritonFunction:
     key = self._make_cache_key(spec, options)
     kernel = self._kernel_cache.get(key)
     if kernel is None:
-      ttir = frontend.make_ttir(self.fn, spec.signature, spec.constants, spec.attrs, options)
-      kernel = compile_ttir_inplace(ttir, options)
+      source = frontend.KernelSource(self.fn, spec.signature, spec.constants, spec.attrs, options)
+      kernel = compile_ttir_inplace(source, options)
       self._kernel_cache[key] = kernel
       dump_dir = _dump_dir(options.debug)
       if dump_dir:
-        path = _dump_kernel_artifacts(dump_dir, key, options, ttir, kernel)
+        path = _dump_kernel_artifacts(dump_dir, key, options, kernel)
         if options.debug:
           print(f"jax_triton_cpu: wrote the IR of kernel '{kernel.name}' to {path}",
                 file=sys.stderr)

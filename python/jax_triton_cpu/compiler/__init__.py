@@ -38,9 +38,22 @@ def launch_threads(kernel: CompiledKernel, num_programs: int, num_cpu_threads: i
   return 1 if num_programs * kernel.work_per_program < SERIAL_WORK_LIMIT else 0
 
 
-def compile_ttir(ttir: str, options: CPUOptions) -> CompiledKernel:
-  """Compiles TTIR text (from frontend.make_ttir) into a kernel library."""
-  from . import pipeline  # deferred: llvmlite is only needed when something compiles
+def compile_ttir(ttir, options: CPUOptions) -> CompiledKernel:
+  """Compiles TTIR text (from frontend.make_ttir), or a frontend.KernelSource (whose TTIR is built
+  only if the disk cache does not have its library yet), into a kernel library."""
+  from . import cache, frontend
+  if isinstance(ttir, frontend.KernelSource):
+    key = cache.kernel_key(ttir.key)
+    kernel = cache.load(key, CompiledKernel)
+    if kernel is None:
+      kernel = _compile(ttir.ttir, options)
+      cache.store(key, kernel)
+    return kernel
+  return _compile(ttir, options)
+
+
+def _compile(ttir: str, options: CPUOptions) -> CompiledKernel:
+  from . import pipeline  # deferred: LLVM and the MLIR reader load only when something compiles
   return pipeline.compile_ttir(ttir, options)
 
 

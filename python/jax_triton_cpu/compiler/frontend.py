@@ -54,3 +54,43 @@ def make_ttir(fn, signature: Mapping[str, str], constants: Mapping[Any, Any],
   passes.common.add_symbol_dce(pm)
   pm.run(module, "make_ttir")
   return str(module)
+
+
+class KernelSource:
+  """A kernel and its specialisation, whose TTIR is built only when needed: a compile whose
+  library is already in the disk cache skips the frontend (most of a fresh process's compile)."""
+
+  def __init__(self, fn, signature: Mapping[str, str], constants: Mapping[Any, Any],
+               attrs: Mapping[tuple, Any], options: CPUOptions):
+    self.fn, self.signature, self.constants = fn, dict(signature), dict(constants)
+    self.attrs, self.options = dict(attrs), options
+    self._ttir: str | None = None
+
+  @property
+  def ttir(self) -> str:
+    if self._ttir is None:
+      self._ttir = make_ttir(self.fn, self.signature, self.constants, self.attrs, self.options)
+    return self._ttir
+
+  @property
+  def key(self) -> str:
+    """Everything the TTIR depends on: the source of the kernel and the functions it calls
+    (triton's cache_key), the specialisation, the options and the triton version."""
+    import hashlib
+    import triton
+    parts = [triton.__version__, self.fn.cache_key, _stable(self.signature),
+             _stable(self.constants), _stable(self.attrs), repr(self.options)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _stable(value) -> str:
+  """A repr that is the same in every process (jit functions by their source hash)."""
+  if isinstance(value, dict):
+    return "{" + ", ".join(f"{_stable(k)}: {_stable(v)}" for k, v in
+                           sorted(value.items(), key=lambda kv: repr(kv[0]))) + "}"
+  if isinstance(value, (list, tuple)):
+    return "(" + ", ".join(_stable(v) for v in value) + ")"
+  cache_key = getattr(value, "cache_key", None)
+  if isinstance(cache_key, str):
+    return f"jit:{cache_key}"
+  return repr(value)

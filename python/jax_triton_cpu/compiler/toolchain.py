@@ -11,17 +11,8 @@ import tempfile
 import llvmlite
 from llvmlite import binding as llvm
 
+from .cache import CACHE_VERSION, cache_dir
 from .target import Target, _llvm_initialized
-
-_CACHE_VERSION = "1"  # bump when the generated code changes meaning for the same input
-
-
-def cache_dir() -> str:
-  path = os.environ.get("JAX_TRITON_CPU_CACHE_DIR") or os.path.join(
-      os.path.expanduser("~"), ".cache", "jax_triton_cpu")
-  os.makedirs(path, exist_ok=True)
-  return path
-
 
 def file_hash(path: str) -> str:
   with open(path, "rb") as f:
@@ -39,7 +30,7 @@ def _optimize(module, target_machine):
 def compile_llvm_ir(llvm_ir: str, target: Target, name: str) -> tuple[str, str]:
   """Returns (path of the .so, its assembly text), compiling only on a cache miss."""
   key = hashlib.sha256("\0".join(
-      [_CACHE_VERSION, llvmlite.__version__, target.key, llvm_ir]).encode()).hexdigest()[:32]
+      [CACHE_VERSION, llvmlite.__version__, target.key, llvm_ir]).encode()).hexdigest()[:32]
   entry = os.path.join(cache_dir(), key)
   library = os.path.join(entry, f"lib{name}.so")
   asm_path = os.path.join(entry, f"{name}.s")
