@@ -164,7 +164,10 @@ class AxisAnalysis:
     self.info: dict[ir.Value, AxisInfo] = {}
     for v, attrs in zip(function.params, function.arg_attrs):
       self.info[v] = _uniform(v, int(attrs.get("tt.divisibility", 1)))
-    self._block(function.body)
+    for block in function.region.blocks:  # several after an early return
+      for arg in block.args:
+        self.info.setdefault(arg, _unknown(arg))
+      self._block(block)
 
   def __getitem__(self, v: ir.Value) -> AxisInfo:
     info = self.info.get(v)
@@ -176,7 +179,8 @@ class AxisAnalysis:
         self._for(op)
       elif op.name == "scf.if":
         for region in op.regions:
-          self._block(region.block)
+          for b in region.blocks:  # the else region may be empty
+            self._block(b)
         then_yield = op.regions[0].block.terminator
         else_yield = op.regions[1].block.terminator if len(op.regions) > 1 and op.regions[1].blocks else None
         for i, r in enumerate(op.results):

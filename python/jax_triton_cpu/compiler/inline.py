@@ -52,6 +52,10 @@ def _inline_block(block: ir.Block, functions: dict, depth: int):
     if depth > 64:
       raise NotImplementedError(f"recursive function calls are not supported (at {op.loc})")
     callee = functions[op.attrs["callee"].lstrip("@")]
+    if len(callee.region.blocks) > 1:
+      raise NotImplementedError(
+          f"function '{callee.name}' returns early (from inside an if); only kernels may do that "
+          f"on the CPU backend (at {op.loc})")
     body = callee.body
     if body.terminator.name != "tt.return" or any(
         o.name == "tt.return" for inner in body.ops[:-1] for o in ir.walk_op(inner)):
@@ -79,5 +83,6 @@ def _wrap(ops: list) -> ir.Block:
 def inline_calls(module: ir.Module) -> ir.Function:
   """The kernel with every call inlined."""
   kernel = module.kernel
-  _inline_block(kernel.body, module.functions, 0)
+  for block in kernel.region.blocks:
+    _inline_block(block, module.functions, 0)
   return kernel

@@ -127,7 +127,7 @@ class Location:
 
 
 class Op:
-  __slots__ = ("name", "operands", "results", "attrs", "regions", "loc", "parent")
+  __slots__ = ("name", "operands", "results", "attrs", "regions", "loc", "parent", "successors")
 
   def __init__(self, name: str, operands: list[Value], result_types: list, attrs: dict,
                loc: Location | None):
@@ -138,6 +138,7 @@ class Op:
     self.regions: list[Region] = []
     self.loc = loc
     self.parent: Block | None = None
+    self.successors: list[Block] = []  # branch targets (cf.br, cf.cond_br)
     for v in operands:
       v.uses.append(self)
 
@@ -182,15 +183,25 @@ class Region:
 @dataclasses.dataclass
 class Function:
   name: str
-  body: Block
+  region: Region  # one block, or several joined by branches (an early `return`)
   arg_attrs: list[dict]
   public: bool
   loc: Location | None
   result_types: list = dataclasses.field(default_factory=list)
 
   @property
+  def body(self) -> Block:
+    """The entry block."""
+    return self.region.blocks[0]
+
+  @property
   def params(self) -> list[Value]:
     return self.body.args
+
+  def walk(self):
+    """Every op of the function, nested ones included, in program order."""
+    for block in self.region.blocks:
+      yield from walk(block)
 
 
 @dataclasses.dataclass

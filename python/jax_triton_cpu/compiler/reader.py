@@ -12,6 +12,13 @@ from jaxlib.triton import dialect as triton_dialect
 from . import ir
 
 _LOC_RE = re.compile(r'"([^"]+)":(\d+):(\d+)')
+# TTIR that jaxlib's MLIR cannot parse (dialects it does not register), rewritten before parsing:
+# - cache / eviction hints, which mean nothing on a CPU, are dropped;
+# - tl.debug_barrier's `ttg.barrier` and tl.assume's `llvm.intr.assume` become generic ops of an
+#   unregistered dialect, `jtc.barrier` and `jtc.assume`, which the code generator lowers.
+_CACHE_POLICY_RE = re.compile(r"cachePolicy = #tt\.cache_policy<[^>]*>(, )?")
+_BARRIER_RE = re.compile(r"^(\s*)ttg\.barrier\b[^\n]*?( loc\(.*\))?$", re.MULTILINE)
+_ASSUME_RE = re.compile(r"llvm\.intr\.assume (%[\w.#]+) : i1")
 _TRITON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__import__("triton").__file__)))
 
 
@@ -40,20 +47,33 @@ def _attribute(attr):
   return str(attr)  # enums and other dialect attributes keep their spelling
 
 
+def _sanitize(text: str) -> str:
+  text = _CACHE_POLICY_RE.sub("", text).replace(" {}", "")
+  text = _BARRIER_RE.sub(lambda m: f'{m.group(1)}"jtc.barrier"() : () -> (){m.group(2) or ""}', text)
+  return _ASSUME_RE.sub(r'"jtc.assume"(\1) : (i1) -> ()', text)
+
+
 class _Reader:
 
   def __init__(self):
     self.values: dict = {}  # MLIR value -> ir.Value
+    self.blocks: dict = {}  # MLIR block -> ir.Block (branch targets)
 
-  def block(self, mlir_block) -> ir.Block:
-    block = ir.Block([ir.parse_type(str(a.type)) for a in mlir_block.arguments])
-    for m, v in zip(mlir_block.arguments, block.args):
-      self.values[m] = v
-    for mlir_op in mlir_block.operations:
-      op = self.op(mlir_op.operation)
-      op.parent = block
-      block.ops.append(op)
-    return block
+  def region(self, mlir_region) -> ir.Region:
+    # All blocks first: branches may jump forward.
+    blocks = []
+    for mlir_block in mlir_region.blocks:
+      block = ir.Block([ir.parse_type(str(a.type)) for a in mlir_block.arguments])
+      for m, v in zip(mlir_block.arguments, block.args):
+        self.values[m] = v
+      self.blocks[mlir_block] = block
+      blocks.append(block)
+    for mlir_block, block in zip(mlir_region.blocks, blocks):
+      for mlir_op in mlir_block.operations:
+        op = self.op(mlir_op.operation)
+        op.parent = block
+        block.ops.append(op)
+    return ir.Region(blocks)
 
   def op(self, mop) -> ir.Op:
     attrs = {name: _attribute(mop.attributes[name]) for name in mop.attributes}
@@ -66,20 +86,22 @@ class _Reader:
     for m, v in zip(mop.results, op.results):
       self.values[m] = v
     for mlir_region in mop.regions:
-      region = ir.Region([self.block(b) for b in mlir_region.blocks])
+      region = self.region(mlir_region)
       region.parent = op
       op.regions.append(region)
+    op.successors = [self.blocks[b] for b in mop.successors]
     return op
 
   def function(self, mop) -> ir.Function:
     attrs = {name: _attribute(mop.attributes[name]) for name in mop.attributes}
-    body = self.block(mop.regions[0].blocks[0])
+    region = self.region(mop.regions[0])
+    body = region.blocks[0]
     for v, name in zip(body.args, _arg_names(mop)):
       v.name = name
     result_types = [ir.parse_type(str(t)) for t in
                     mlir.FunctionType(mlir.TypeAttr(mop.attributes["function_type"]).value).results]
     arg_attrs = attrs.get("arg_attrs") or [{} for _ in body.args]
-    return ir.Function(attrs["sym_name"], body, arg_attrs, attrs.get("sym_visibility") != "private",
+    return ir.Function(attrs["sym_name"], region, arg_attrs, attrs.get("sym_visibility") != "private",
                        _location(mop.location), result_types)
 
 
@@ -95,9 +117,15 @@ def _arg_names(mop) -> list[str]:
 def read_ttir(text: str) -> ir.Module:
   """Parses TTIR text (as printed by upstream triton) into our IR."""
   context = mlir.Context()
+  context.allow_unregistered_dialects = True  # for the jtc.* ops of _sanitize
   triton_dialect.register_dialect(context)
   with context:
-    module = mlir.Module.parse(text)
+    try:
+      module = mlir.Module.parse(_sanitize(text))
+    except mlir.MLIRError as e:
+      raise NotImplementedError(
+          "jax_triton_cpu cannot read this kernel's Triton IR (it uses an op or attribute that "
+          f"the CPU backend does not know): {e}") from None
     reader = _Reader()
     functions = {}
     for mop in module.body.operations:

@@ -19,7 +19,7 @@ TERMINATORS = frozenset({"scf.yield", "scf.condition", "tt.reduce.return", "tt.s
 
 def check_supported(function: ir.Function, kernel_name: str):
   """Raises NotImplementedError naming the first op the CPU backend cannot compile, and where."""
-  for op in ir.walk(function.body):
+  for op in function.walk():
     if not supported(op.name) and op.name not in TERMINATORS:
       where = f" at {op.loc}" if op.loc else ""
       raise NotImplementedError(
@@ -39,7 +39,7 @@ def generate(module: ir.Module, target: Target, options: CPUOptions):
   params, lowering.program_ids, lowering.num_programs = kernel_params(lowering)
   for v, value in zip(function.params, params):
     lowering.env[v] = value
-  lowering.emit_block(function.body)
+  lowering.emit_region(function.region)
   trampoline = abi.define_trampoline(llvm_module, kernel, len(function.params),
                                      f"{function.name}_launch")
   return str(llvm_module), kernel.name, trampoline.name, lowering.work

@@ -184,6 +184,37 @@ def _return(lo, op):
   lo.builder.ret_void()
 
 
-@register(STATEMENT, "gpu.barrier")
+@register(STATEMENT, "jtc.barrier", "gpu.barrier")
 def _barrier(lo, op):
   pass  # tl.debug_barrier: one program runs on one thread, so it has nothing to wait for
+
+
+@register(STATEMENT, "jtc.assume")
+def _assume(lo, op):
+  """tl.assume: a fact LLVM may use (a non-negative program id, a positive stride, ...)."""
+  lo.call_intrinsic("assume", [lo.scalar(op.operands[0])], ret=llvm.VoidType(), overload=[])
+
+
+def _jump(lo, target: ir.Block, values):
+  """Passes `values` to `target`'s arguments and branches there."""
+  for arg, v in zip(target.args, values):
+    lo.store_slot(lo.env[arg], v)
+  lo.builder.branch(lo.block_targets[target])
+
+
+@register(STATEMENT, "cf.br")
+def _br(lo, op):
+  _jump(lo, op.successors[0], op.operands)
+
+
+@register(STATEMENT, "cf.cond_br")
+def _cond_br(lo, op):
+  b = lo.builder
+  condition, *rest = op.operands
+  sizes = op.attrs.get("operandSegmentSizes") or [1, len(rest), 0]
+  true_values, false_values = rest[:sizes[1]], rest[sizes[1]:]
+  edges = [lo.llvm_function.append_basic_block("edge") for _ in range(2)]
+  b.cbranch(lo.scalar(condition), *edges)
+  for edge, target, values in zip(edges, op.successors, (true_values, false_values)):
+    b.position_at_end(edge)
+    _jump(lo, target, values)

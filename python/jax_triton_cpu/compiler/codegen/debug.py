@@ -77,16 +77,16 @@ def _print(lo, op):
   for i, v in enumerate(op.operands):
     t = ir.element_type(v.type)
     signed = bool(signed_flags[i]) if i < len(signed_flags) else True
-    label = prefix.replace("%", "%%") + (f" (operand {i})" if len(op.operands) > 1 else "")
+    label = prefix.rstrip().replace("%", "%%") + (f" (operand {i})" if len(op.operands) > 1 else "")
     if not ir.is_tensor(v.type):
       conversion, arg = _printable(b, lo.scalar(v), t, signed, hex_)
-      b.call(printf, [_string(lo, f"pid (%u, %u, %u) {label}{conversion}\n"), *pid, arg])
+      b.call(printf, [_string(lo, f"pid (%u, %u, %u) {label} {conversion}\n"), *pid, arg])
       continue
     rank = v.type.rank
     with lo.loop_nest(v.type.shape, 1) as index:
       conversion, arg = _printable(b, lo.evaluate(v, index), t, signed, hex_)
       text = _string(lo, "pid (%u, %u, %u) idx (" + ", ".join(["%3d"] * rank) +
-                     f") {label}{conversion}\n")
+                     f") {label} {conversion}\n")
       b.call(printf, [text, *pid, *index.dims, arg])
   b.call(fflush, [llvm.Constant(T.PTR, None)])
 

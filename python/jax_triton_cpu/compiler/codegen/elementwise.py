@@ -306,6 +306,9 @@ def _bitcast(lo, op, x):
   return x if x.type == target else lo.builder.bitcast(x, target)
 
 
+_RTZ = 0  # Triton's RoundingMode: RTZ = 0, RTNE = 1
+
+
 @register(ELEMENTWISE, "tt.fp_to_fp")
 def _fp_to_fp(lo, op, x):
   """Conversions between float formats, with the rounding mode Triton asks for (rtne or rtz)."""
@@ -314,7 +317,7 @@ def _fp_to_fp(lo, op, x):
   if src in fp8.FORMATS or dst in fp8.FORMATS:
     return float_convert(b, x, src, dst)
   n = T.lanes(x)
-  if _float_rank(dst) >= _float_rank(src) or "rtz" not in str(op.attrs.get("rounding", "")):
+  if _float_rank(dst) >= _float_rank(src) or op.attrs.get("rounding") != _RTZ:
     return _float_cast(lo, op, x)
   # Round toward zero: round to nearest, then step back one ulp where that moved away from zero.
   wide = to_f32_if_bf16(b, x, _operand_type(op))

@@ -329,6 +329,20 @@ class FunctionLowering:
     for op in block.ops:
       self.emit_op(op)
 
+  def emit_region(self, region: ir.Region):
+    """A function body: one block, or blocks joined by cf.br / cf.cond_br (an early return).
+    Block arguments live in slots that the branches fill."""
+    entry, *others = region.blocks
+    self.block_targets = {}
+    for block in others:
+      self.block_targets[block] = self.llvm_function.append_basic_block("block")
+      for arg in block.args:
+        self.env[arg] = self.new_slot(arg.type)
+    self.emit_block(entry)
+    for block in others:
+      self.builder.position_at_end(self.block_targets[block])
+      self.emit_block(block)
+
   def emit_op(self, op: ir.Op):
     if op.name in registry.STATEMENT:
       registry.STATEMENT[op.name](self, op)

@@ -7,8 +7,10 @@ recomputing it is free or happens once:
 - cheap index arithmetic (ranges, splats, broadcasts, integer math on those) is recomputed at every
   use, in any region;
 - any other value with a single use, in its own block, is fused into that use, unless it is a load
-  that a side effect (a store, an atomic, a call) separates from the point where it is evaluated,
-  or the use broadcasts it to a larger shape (it would be recomputed once per copy);
+  that a side effect (a store, an atomic, a call) separates from the point where it is evaluated
+  or that the op computing it may overwrite chunk by chunk before reading it all (a store through
+  other addresses of the same buffer), or the use broadcasts it to a larger shape (it would be
+  recomputed once per copy);
 - everything else is materialised at its program point.
 """
 from __future__ import annotations
@@ -42,12 +44,48 @@ def has_side_effects(op: ir.Op) -> bool:
   return any(has_side_effects(o) for r in op.regions for b in r.blocks for o in b.ops)
 
 
+def _base_and_offsets(pointer: ir.Value):
+  """A pointer tensor as (base, offsets added to it): walks tt.addptr, splats and broadcasts."""
+  offsets = []
+  while pointer.op is not None and pointer.op.name in (
+      "tt.addptr", "tt.splat", "tt.broadcast", "tt.expand_dims"):
+    if pointer.op.name == "tt.addptr":
+      offsets.append(pointer.op.operands[1])
+    pointer = pointer.op.operands[0]
+  return pointer, offsets
+
+
+def _may_overwrite(consumer: ir.Op, load: ir.Op) -> bool:
+  """Whether `consumer`, evaluating `load` chunk by chunk, may write memory that a later chunk of
+  the load reads. A store through the same addresses (x[i] = f(x[i])) or through a different
+  pointer argument cannot (distinct arguments are distinct buffers, as in XLA; overlapping ones
+  would race on a GPU too); any other side effect might."""
+  if consumer.name != "tt.store":
+    return True
+  loaded, stored = load.operands[0], consumer.operands[0]
+  if loaded is stored:
+    return False
+  (load_base, load_offsets), (store_base, store_offsets) = map(_base_and_offsets, (loaded, stored))
+  if load_base is store_base:
+    return not (len(load_offsets) == len(store_offsets) and
+                all(a is b for a, b in zip(load_offsets, store_offsets)))
+  return not (_is_kernel_argument(load_base) and _is_kernel_argument(store_base))
+
+
+def _is_kernel_argument(v: ir.Value) -> bool:
+  """An argument of the function's entry block (a function region has no parent op)."""
+  block = v.owner
+  return (isinstance(block, ir.Block) and block.parent is not None and block.parent.parent is None
+          and block.parent.blocks[0] is block)
+
+
 class Plan:
 
   def __init__(self, function: ir.Function):
     self.materialized: set[ir.Value] = set()
     self._cheap: dict[ir.Value, bool] = {}
-    self._block(function.body)
+    for block in function.region.blocks:
+      self._block(block)
 
   def cheap(self, v: ir.Value) -> bool:
     """Whether recomputing `v` at each use costs no more than reading it from a buffer."""
@@ -70,7 +108,9 @@ class Plan:
           continue
         where = self._fused_position(v, block, position, evaluated_at)
         here = position[op]
-        if where is None or (op.name == "tt.load" and any(here < e < where for e in effects)):
+        if where is None or (op.name == "tt.load" and (
+            any(here < e < where for e in effects) or
+            (where in effects and _may_overwrite(block.ops[where], op)))):
           self.materialized.add(v)
           where = here
         evaluated_at[v] = where

@@ -1,0 +1,271 @@
+"""tl.dot: 2-D and batched 3-D, fp32 / fp16 / bf16 (fp32 accumulators), int8 -> int32, fp64,
+input_precision ieee / tf32 / tf32x3, acc=, out_dtype, and the tutorial matmul (masks, a K loop,
+grouped program order, fused leaky relu).
+
+Exactness: integer-valued inputs make every product and partial sum exact, so those results are
+compared exactly whatever the summation order. Random-normal inputs are compared with the float64
+product within K * eps(accumulator) * (|A| @ |B|) (ieee, tf32x3) or 2^-10 * (|A| @ |B|) (tf32, whose
+inputs may be rounded to a 10-bit mantissa)."""
+import numpy as np
+import pytest
+import triton
+import triton.language as tl
+
+from lang_util import NP, TL, assert_equal, run
+
+
+@triton.jit
+def dot_kernel(a_ptr, b_ptr, c_ptr, acc_ptr, M: tl.constexpr, N: tl.constexpr, K: tl.constexpr,
+               PREC: tl.constexpr, USE_ACC: tl.constexpr, OUT: tl.constexpr,
+               TRANS_B: tl.constexpr):
+  rm = tl.arange(0, M)
+  rn = tl.arange(0, N)
+  rk = tl.arange(0, K)
+  a = tl.load(a_ptr + rm[:, None] * K + rk[None, :])
+  if TRANS_B:  # b is stored (N, K): use its transpose
+    b = tl.trans(tl.load(b_ptr + rn[:, None] * K + rk[None, :]))
+  else:
+    b = tl.load(b_ptr + rk[:, None] * N + rn[None, :])
+  if USE_ACC:
+    acc = tl.load(acc_ptr + rm[:, None] * N + rn[None, :])
+    c = tl.dot(a, b, acc=acc, input_precision=PREC)
+  elif OUT is not None:
+    c = tl.dot(a, b, out_dtype=OUT)
+  else:
+    c = tl.dot(a, b, input_precision=PREC)
+  tl.store(c_ptr + rm[:, None] * N + rn[None, :], c)
+
+
+OUT_OF = {"fp32": "fp32", "fp16": "fp32", "bf16": "fp32", "i8": "i32", "fp64": "fp64"}
+SHAPES = [(16, 16, 16), (32, 64, 16), (16, 32, 64), (64, 16, 32), (128, 128, 64)]
+
+
+def _ints(shape, dtype, rng, lo=-3, hi=4):
+  return rng.integers(lo, hi, shape).astype(NP[dtype])
+
+
+def _exact(a, b):
+  return a.astype(np.float64) @ b.astype(np.float64)
+
+
+def _run_dot(a, b, dtype, out_dtype, m, n, k, prec=None, acc=None, out=None, trans_b=False):
+  c = np.zeros((m, n), NP[out_dtype])
+  acc_arr = acc if acc is not None else np.zeros((1,), NP[out_dtype])
+  run(dot_kernel, {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "c_ptr": f"*{out_dtype}",
+                   "acc_ptr": f"*{out_dtype}"}, [a, b, c, acc_arr], (1,),
+      {"M": m, "N": n, "K": k, "PREC": prec, "USE_ACC": acc is not None,
+       "OUT": TL[out] if out else None, "TRANS_B": trans_b})
+  return c
+
+
+DOT_CASES = [(d, s) for d in ("fp32", "fp16", "bf16", "i8", "fp64") for s in SHAPES]
+
+
+@pytest.mark.parametrize("dtype,shape", DOT_CASES,
+                         ids=[f"{d}-{m}x{n}x{k}" for d, (m, n, k) in DOT_CASES])
+def test_dot_exact_on_integer_data(dtype, shape):
+  m, n, k = shape
+  rng = np.random.default_rng(m * n + k)
+  a, b = _ints((m, k), dtype, rng), _ints((k, n), dtype, rng)
+  c = _run_dot(a, b, dtype, OUT_OF[dtype], m, n, k)
+  assert_equal(c, _exact(a, b).astype(NP[OUT_OF[dtype]]), f"dot {dtype} {shape}")
+
+
+def test_int8_dot_accumulates_in_int32():
+  """Products of +-127 summed over K=64 exceed int16 (and int8) by far."""
+  m, n, k = 16, 32, 64
+  rng = np.random.default_rng(2)
+  a = rng.choice([-128, 127, -127], (m, k)).astype(np.int8)
+  b = rng.choice([-128, 127], (k, n)).astype(np.int8)
+  c = _run_dot(a, b, "i8", "i32", m, n, k)
+  assert_equal(c, a.astype(np.int32) @ b.astype(np.int32))
+
+
+def _tolerance(a, b, eps):
+  k = a.shape[-1]
+  return k * eps * (np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)))
+
+
+@pytest.mark.parametrize("prec", ["ieee", "tf32", "tf32x3"])
+@pytest.mark.parametrize("shape", [(32, 64, 16), (128, 128, 64)])
+def test_fp32_dot_input_precisions(prec, shape):
+  m, n, k = shape
+  rng = np.random.default_rng(3)
+  a = rng.standard_normal((m, k)).astype(np.float32)
+  b = rng.standard_normal((k, n)).astype(np.float32)
+  c = _run_dot(a, b, "fp32", "fp32", m, n, k, prec=prec)
+  eps = 2.0**-10 / k if prec == "tf32" else np.finfo(np.float32).eps
+  err = np.abs(c - _exact(a, b))
+  assert (err <= _tolerance(a, b, eps)).all(), f"max error {err.max()}"
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16", "fp64"])
+def test_dot_random_data(dtype):
+  """fp16 / bf16 products are exact in fp32; sums within K * eps32 * |A| @ |B|."""
+  m, n, k = 64, 16, 32
+  rng = np.random.default_rng(4)
+  a = rng.standard_normal((m, k)).astype(NP[dtype])
+  b = rng.standard_normal((k, n)).astype(NP[dtype])
+  c = _run_dot(a, b, dtype, OUT_OF[dtype], m, n, k)
+  eps = np.finfo(np.float64 if dtype == "fp64" else np.float32).eps
+  err = np.abs(c.astype(np.float64) - _exact(a, b))
+  assert (err <= _tolerance(a, b, eps)).all(), f"max error {err.max()}"
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "i8", "fp64"])
+def test_dot_with_accumulator_operand(dtype):
+  m, n, k = 32, 16, 64
+  rng = np.random.default_rng(5)
+  a, b = _ints((m, k), dtype, rng), _ints((k, n), dtype, rng)
+  out_dtype = OUT_OF[dtype]
+  acc = _ints((m, n), out_dtype, rng, -100, 100)
+  c = _run_dot(a, b, dtype, out_dtype, m, n, k, acc=acc)
+  assert_equal(c, (_exact(a, b) + acc).astype(NP[out_dtype]), f"dot(acc=) {dtype}")
+
+
+@pytest.mark.parametrize("dtype,out", [("fp16", "fp16"), ("i8", "i32"), ("fp32", "fp32"),
+                                       ("fp16", "fp32")])
+def test_dot_out_dtype(dtype, out):
+  m, n, k = 16, 32, 16
+  rng = np.random.default_rng(6)
+  a, b = _ints((m, k), dtype, rng), _ints((k, n), dtype, rng)
+  c = _run_dot(a, b, dtype, out, m, n, k, out=out)
+  assert_equal(c, _exact(a, b).astype(NP[out]), f"out_dtype={out}")
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
+def test_dot_with_transposed_operand(dtype):
+  m, n, k = 32, 64, 16
+  rng = np.random.default_rng(7)
+  a, bt = _ints((m, k), dtype, rng), _ints((n, k), dtype, rng)
+  c = _run_dot(a, bt, dtype, "fp32", m, n, k, trans_b=True)
+  assert_equal(c, _exact(a, bt.T).astype(np.float32))
+
+
+# ---- batched (3-D) dot --------------------------------------------------------------------------
+
+@triton.jit
+def bdot_kernel(a_ptr, b_ptr, c_ptr, B: tl.constexpr, M: tl.constexpr, N: tl.constexpr,
+                K: tl.constexpr):
+  rb = tl.arange(0, B)[:, None, None]
+  rm = tl.arange(0, M)[None, :, None]
+  rn = tl.arange(0, N)[None, None, :]
+  rka = tl.arange(0, K)[None, None, :]
+  rkb = tl.arange(0, K)[None, :, None]
+  a = tl.load(a_ptr + rb * M * K + rm * K + rka)
+  b = tl.load(b_ptr + rb * K * N + rkb * N + rn)
+  tl.store(c_ptr + rb * M * N + rm * N + rn, tl.dot(a, b))
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "i8", "bf16"])
+def test_batched_3d_dot(dtype):
+  bsz, m, n, k = 2, 16, 32, 64
+  rng = np.random.default_rng(8)
+  a, b = _ints((bsz, m, k), dtype, rng), _ints((bsz, k, n), dtype, rng)
+  out_dtype = OUT_OF[dtype]
+  c = np.zeros((bsz, m, n), NP[out_dtype])
+  run(bdot_kernel, {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "c_ptr": f"*{out_dtype}"},
+      [a, b, c], (1,), {"B": bsz, "M": m, "N": n, "K": k})
+  assert_equal(c, np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(NP[out_dtype]))
+
+
+# ---- the tutorial matmul ------------------------------------------------------------------------
+
+@triton.jit
+def leaky_relu(x):
+  return tl.where(x >= 0, x, 0.01 * x)
+
+
+@triton.jit
+def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, stride_am, stride_ak, stride_bk, stride_bn,
+                  stride_cm, stride_cn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                  BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, ACTIVATION: tl.constexpr):
+  pid = tl.program_id(axis=0)
+  num_pid_m = tl.cdiv(M, BLOCK_M)
+  num_pid_n = tl.cdiv(N, BLOCK_N)
+  num_pid_in_group = GROUP_M * num_pid_n
+  group_id = pid // num_pid_in_group
+  first_pid_m = group_id * GROUP_M
+  group_size_m = min(num_pid_m - first_pid_m, GROUP_M)
+  pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
+  pid_n = (pid % num_pid_in_group) // group_size_m
+
+  offs_am = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)) % M
+  offs_bn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)) % N
+  offs_k = tl.arange(0, BLOCK_K)
+  a_ptrs = a_ptr + (offs_am[:, None] * stride_am + offs_k[None, :] * stride_ak)
+  b_ptrs = b_ptr + (offs_k[:, None] * stride_bk + offs_bn[None, :] * stride_bn)
+  accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+  for k in range(0, tl.cdiv(K, BLOCK_K)):
+    a = tl.load(a_ptrs, mask=offs_k[None, :] < K - k * BLOCK_K, other=0.0)
+    b = tl.load(b_ptrs, mask=offs_k[:, None] < K - k * BLOCK_K, other=0.0)
+    accumulator = tl.dot(a, b, accumulator)
+    a_ptrs += BLOCK_K * stride_ak
+    b_ptrs += BLOCK_K * stride_bk
+  if ACTIVATION == "leaky_relu":
+    accumulator = leaky_relu(accumulator)
+  c = accumulator.to(c_ptr.dtype.element_ty)
+
+  offs_cm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+  offs_cn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+  c_ptrs = c_ptr + stride_cm * offs_cm[:, None] + stride_cn * offs_cn[None, :]
+  c_mask = (offs_cm[:, None] < M) & (offs_cn[None, :] < N)
+  tl.store(c_ptrs, c, mask=c_mask)
+
+
+def _matmul(a, b, dtype, out_dtype, activation, blocks=(32, 32, 32), b_transposed_layout=False):
+  m, k = a.shape
+  n = b.shape[1]
+  bm, bn, bk = blocks
+  c = np.zeros((m, n), NP[out_dtype])
+  if b_transposed_layout:  # b stored column-major: pass b.T's buffer with swapped strides
+    b_buf = np.ascontiguousarray(b.T)
+    sbk, sbn = 1, k
+  else:
+    b_buf, sbk, sbn = b, n, 1
+  grid = (triton.cdiv(m, bm) * triton.cdiv(n, bn),)
+  run(matmul_kernel, {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "c_ptr": f"*{out_dtype}",
+                      "M": "i32", "N": "i32", "K": "i32", "stride_am": "i32", "stride_ak": "i32",
+                      "stride_bk": "i32", "stride_bn": "i32", "stride_cm": "i32",
+                      "stride_cn": "i32"},
+      [a, b_buf, c, m, n, k, k, 1, sbk, sbn, n, 1], grid,
+      {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 4, "ACTIVATION": activation})
+  return c
+
+
+@pytest.mark.parametrize("dtype,out_dtype,activation",
+                         [("fp16", "fp16", ""), ("fp16", "fp32", "leaky_relu"),
+                          ("fp32", "fp32", ""), ("bf16", "fp32", "leaky_relu")])
+def test_tutorial_matmul_with_masks_and_k_loop(dtype, out_dtype, activation):
+  m, n, k = 100, 70, 90  # no block multiple: masked loads (K) and stores (M, N)
+  rng = np.random.default_rng(9)
+  a = rng.standard_normal((m, k)).astype(NP[dtype])
+  b = rng.standard_normal((k, n)).astype(NP[dtype])
+  c = _matmul(a, b, dtype, out_dtype, activation)
+  exact = _exact(a, b)
+  if activation == "leaky_relu":
+    exact = np.where(exact >= 0, exact, 0.01 * exact)
+  tol = _tolerance(a, b, np.finfo(np.float32).eps)
+  if out_dtype == "fp16":
+    tol = tol + np.abs(exact) * 2.0**-11
+  err = np.abs(c.astype(np.float64) - exact)
+  assert (err <= tol + 1e-6).all(), f"max error {err.max()}"
+
+
+def test_tutorial_matmul_with_strided_b_and_smaller_blocks():
+  """B in column-major layout (non-unit row stride), 16x32x16 blocks, integer data: exact."""
+  m, n, k = 45, 67, 50
+  rng = np.random.default_rng(10)
+  a, b = _ints((m, k), "fp32", rng), _ints((k, n), "fp32", rng)
+  c = _matmul(a, b, "fp32", "fp32", "", blocks=(16, 32, 16), b_transposed_layout=True)
+  assert_equal(c, _exact(a, b).astype(np.float32))
+
+
+@pytest.mark.parametrize("shape", [(4, 8, 16), (8, 4, 2), (1, 16, 16), (16, 1, 8)])
+def test_dot_small_shapes(shape):
+  """Shapes below the GPU minimum (16): allowed by the CPU frontend (min_dot_size = 1)."""
+  m, n, k = shape
+  rng = np.random.default_rng(11)
+  a, b = _ints((m, k), "fp32", rng), _ints((k, n), "fp32", rng)
+  c = _run_dot(a, b, "fp32", "fp32", m, n, k)
+  assert_equal(c, _exact(a, b).astype(np.float32))
