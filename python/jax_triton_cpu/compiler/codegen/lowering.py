@@ -312,16 +312,33 @@ class FunctionLowering:
 
   @contextlib.contextmanager
   def loop_nest(self, shape: tuple[int, ...], lanes: int):
-    """Loops over every lane chunk of a tensor of `shape`; yields the chunk's Index."""
+    """Loops over every lane chunk of a tensor of `shape`; yields the chunk's Index.
+
+    The dimensions before the last are covered by one flat loop (their indices derived from it),
+    not one loop each: LLVM unrolls loops of a few iterations completely, and nests of them (the
+    2x2x...x2 tensors of tl.sort, say) would make code size grow with the tensor."""
     self.count_work(math.prod(shape))
     with contextlib.ExitStack() as stack:
-      dims = [stack.enter_context(self.loop(n)) for n in shape[:-1]]
+      outer = shape[:-1]
+      if len(outer) <= 1:
+        dims = [stack.enter_context(self.loop(n)) for n in outer]
+      else:
+        flat = stack.enter_context(self.loop(math.prod(outer)))
+        dims = [self._digit(flat, outer, d) for d in range(len(outer))]
       dims.append(stack.enter_context(self.loop(shape[-1], lanes)))
       saved, self._memo = self._memo, {}
       try:
         yield Index(tuple(dims), lanes)
       finally:
         self._memo = saved
+
+  def _digit(self, flat, shape: tuple[int, ...], d: int):
+    """Index along dimension d of the row-major position `flat` in `shape`."""
+    if shape[d] == 1:
+      return T.I32(0)
+    inner = math.prod(shape[d + 1:])
+    value = flat if inner == 1 else self.builder.udiv(flat, T.I32(inner))
+    return value if d == 0 else self.builder.urem(value, T.I32(shape[d]))
 
   # ---- ops ------------------------------------------------------------------------------------
 
