@@ -14,11 +14,19 @@ from . import ir
 _LOC_RE = re.compile(r'"([^"]+)":(\d+):(\d+)')
 # TTIR that jaxlib's MLIR cannot parse (dialects it does not register), rewritten before parsing:
 # - cache / eviction hints, which mean nothing on a CPU, are dropped;
-# - tl.debug_barrier's `ttg.barrier` and tl.assume's `llvm.intr.assume` become generic ops of an
-#   unregistered dialect, `jtc.barrier` and `jtc.assume`, which the code generator lowers.
+# - tl.debug_barrier's `ttg.barrier`, tl.assume's `llvm.intr.assume` and the atomic loads and
+#   stores become generic ops of an unregistered dialect (jtc.barrier, jtc.assume,
+#   jtc.atomic_load, jtc.atomic_store), which the code generator lowers.
 _CACHE_POLICY_RE = re.compile(r"cachePolicy = #tt\.cache_policy<[^>]*>(, )?")
 _BARRIER_RE = re.compile(r"^(\s*)ttg\.barrier\b[^\n]*?( loc\(.*\))?$", re.MULTILINE)
 _ASSUME_RE = re.compile(r"llvm\.intr\.assume (%[\w.#]+) : i1")
+# Atomic loads and stores (newer than jaxlib's dialect) become jtc.atomic_load / jtc.atomic_store.
+_ATOMIC_LOAD_RE = re.compile(
+    r"(%[\w.#]+) = tt\.atomic_load (\w+), \w+, ([^:\n]+?) : (\([^)\n]*\)) -> ([^\n]+?)( loc\(|$)",
+    re.MULTILINE)
+_ATOMIC_STORE_RE = re.compile(r"tt\.atomic_store (\w+), \w+, ([^:\n]+?) : ([^\n]+?)( loc\(|$)",
+                              re.MULTILINE)
+_POINTER_RE = re.compile(r"!tt\.ptr<([^<>]+)>")
 _TRITON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__import__("triton").__file__)))
 
 
@@ -47,7 +55,16 @@ def _attribute(attr):
   return str(attr)  # enums and other dialect attributes keep their spelling
 
 
+def _atomic_store(m) -> str:
+  sem, operands, pointer_type, tail = m.groups()
+  value_type = _POINTER_RE.sub(r"\1", pointer_type)
+  types = [pointer_type, value_type, _POINTER_RE.sub("i1", pointer_type)][:operands.count(",") + 1]
+  return f'"jtc.atomic_store"({operands}) {{sem = "{sem}"}} : ({", ".join(types)}) -> (){tail}'
+
+
 def _sanitize(text: str) -> str:
+  text = _ATOMIC_LOAD_RE.sub(r'\1 = "jtc.atomic_load"(\3) {sem = "\2"} : \4 -> \5\6', text)
+  text = _ATOMIC_STORE_RE.sub(_atomic_store, text)
   text = _CACHE_POLICY_RE.sub("", text).replace(" {}", "")
   text = _BARRIER_RE.sub(lambda m: f'{m.group(1)}"jtc.barrier"() : () -> (){m.group(2) or ""}', text)
   return _ASSUME_RE.sub(r'"jtc.assume"(\1) : (i1) -> ()', text)

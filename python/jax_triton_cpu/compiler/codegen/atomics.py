@@ -129,3 +129,48 @@ def _atomic_rmw(lo, op):
 def _atomic_cas(lo, op):
   t = ir.element_type(op.result.type)
   _atomic(lo, op, lambda p, c, v: _cas(lo, op, p, c, v, t))
+
+
+_SEMANTICS = {"relaxed": "monotonic", "acquire": "acquire", "release": "release",
+              "acq_rel": "seq_cst"}  # (an atomic load or store has no acq_rel ordering)
+
+
+def _element_access(lo, op, value_type, access):
+  """Runs access(pointer, *values) -> value or None on a scalar op or on each tensor element,
+  only where the op's last operand (the mask) is true."""
+  pointer_operand, *values, mask = op.operands
+  element = T.scalar_type(value_type)
+  if not ir.is_tensor(pointer_operand.type):
+    args = [lo.scalar(v) for v in values]
+    return _masked(lo, lo.scalar(mask), element, lambda: access(lo.scalar(pointer_operand), *args))
+  out = lo.new_buffer(ir.TensorType(pointer_operand.type.shape, value_type))
+  with lo.loop_nest(pointer_operand.type.shape, 1) as index:
+    pointer = lo.evaluate(pointer_operand, index)
+    args = [lo.evaluate(v, index) for v in values]
+    out.store(lo.builder, index, _masked(lo, lo.evaluate(mask, index), element,
+                                         lambda: access(pointer, *args)))
+  return out
+
+
+@register(STATEMENT, "jtc.atomic_load")
+def _atomic_load(lo, op):
+  value_type = ir.element_type(op.result.type)
+  element = T.memory_type(value_type)
+  ordering = _SEMANTICS[op.attrs.get("sem", "acquire")]
+  lo.env[op.result] = _element_access(
+      lo, op, value_type,
+      lambda p: lo.builder.load_atomic(p, ordering, align=_int_type(element).width // 8, typ=element))
+
+
+@register(STATEMENT, "jtc.atomic_store")
+def _atomic_store(lo, op):
+  value_type = ir.element_type(op.operands[1].type)
+  ordering = _SEMANTICS[op.attrs.get("sem", "release")]
+  width = _int_type(T.memory_type(value_type)).width // 8
+
+  def store(p, v):
+    # (IRBuilder.store_atomic type-checks typed pointers, which opaque pointers fail)
+    lo.builder._insert(llvm.instructions.StoreAtomicInstr(lo.builder.block, v, p, ordering, width))
+    return llvm.Constant(T.scalar_type(value_type), 0)
+
+  _element_access(lo, op, value_type, store)
