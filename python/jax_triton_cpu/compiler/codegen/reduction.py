@@ -53,7 +53,9 @@ def _reduce_last_axis(lo, op, prefix: tuple):
   inputs = op.operands
   combine = op.regions[0].block
   size = inputs[0].type.shape[-1]
-  lanes = lo.lanes_for(*[v.type for v in inputs])
+  # Four registers' worth of lanes: four independent accumulator chains instead of one whose
+  # latency (a max with its NaN fix-up, a sum) would bound the loop.
+  lanes = min(size, 4 * lo.lanes_for(*[v.type for v in inputs]))
   first = [T.splat(b, lo.evaluate(v, Index(prefix + (T.I32(0),), lanes)), lanes) for v in inputs]
   if size > lanes:
     slots = _carry(lo, first)
