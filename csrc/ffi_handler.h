@@ -23,13 +23,15 @@ struct Counters {
   int64_t instantiate_calls;
   int64_t execute_calls;
   int64_t dlopen_calls;
+  int64_t autotune_runs;  // call sites whose configs were timed
 };
 Counters GetCounters();
 
 }  // namespace jtc
 
-// INSTANTIATE: decodes and checks the attributes, loads the library, builds
-// the state.  EXECUTE: binds the buffers and launches the grid.
+// INSTANTIATE: decodes and checks the attributes, loads the libraries, builds
+// the state.  EXECUTE: binds the buffers and launches the grid; the first
+// EXECUTE of an autotuned call site times its configs first (docs/abi.md).
 XLA_FFI_DECLARE_HANDLER_SYMBOL(TritonCpuKernelCallInstantiate);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(TritonCpuKernelCallExecute);
 

@@ -46,7 +46,9 @@ NB_MODULE(_native, m) {
         d["instantiate_calls"] = c.instantiate_calls;
         d["execute_calls"] = c.execute_calls;
         d["dlopen_calls"] = c.dlopen_calls;
+        d["autotune_runs"] = c.autotune_runs;
         return d;
       },
-      "Process-wide counts of handler stages and dlopen calls (for tests).");
+      "Process-wide counts of handler stages, dlopen calls and autotunings "
+      "(for tests).");
 }

@@ -602,6 +602,7 @@ def test_lowering_attributes(fake_compiler):
   assert _str_attr(line, "library") == ck.library_path
   assert _str_attr(line, "library_hash") == ck.library_hash
   assert "cost_estimate_json" not in line
+  assert "num_configs" not in line and "grid_1" not in line  # one config: no autotuning
   assert "output_operand_aliases" not in line
   assert "has_side_effect" not in line
   assert fake_compiler.call_count == 1
@@ -887,10 +888,11 @@ def test_heuristics_once_per_config(fake_compiler):
   assert fake_compiler.call_count == 2
 
 
-def test_autotune_compiles_all_configs_and_runs_the_first(fake_compiler):
+def test_autotune_passes_every_distinct_config_to_one_call(fake_compiler):
   configs = [triton.Config({"BLOCK_SIZE": 32}, num_warps=1),
              triton.Config({"BLOCK_SIZE": 64}, num_warps=1),
-             triton.Config({"BLOCK_SIZE": 64}, num_warps=2)]
+             triton.Config({"BLOCK_SIZE": 64}, num_warps=2),
+             triton.Config({"BLOCK_SIZE": 64}, num_warps=1)]  # a duplicate: launched once
   base = fresh(add_kernel)
   k = triton.autotune(configs, key=["n_elements"])(base)
   x = jnp.ones(1024, jnp.float32)
@@ -898,20 +900,31 @@ def test_autotune_compiles_all_configs_and_runs_the_first(fake_compiler):
                          side_effect=jttl.TritonFunction.get_or_create_kernel) as m:
     line = _lowered_call(lambda x, y: jt.triton_call(
         x, y, x.size, kernel=k, out_type=x, grid=lambda meta: x.size // meta["BLOCK_SIZE"]), x, x)
-    assert m.call_count == 3
-  assert _int_array_attr(line, "grid") == [32, 1, 1]
+    assert m.call_count == 4
   assert fake_compiler.call_count == 3
+  assert _i32_attr(line, "num_configs") == 3
+  assert [_int_array_attr(line, "grid" + s) for s in ("", "_1", "_2")] == [
+      [32, 1, 1], [16, 1, 1], [16, 1, 1]]
+  libraries = {_str_attr(line, "library" + s) for s in ("", "_1", "_2")}
+  assert len(libraries) == 3  # (the fake back end hashes num_warps into the library)
+  for suffix in ("", "_1", "_2"):
+    assert _int_array_attr(line, "arg_map" + suffix) == [0, 1, -1, 2]
+    assert _int_array_attr(line, "scalars" + suffix) == [1024]
+    assert _int_array_attr(line, "zeroed_outputs" + suffix) == []
+    assert _i32_attr(line, "num_threads" + suffix) == 0
+    assert _str_attr(line, "symbol" + suffix) == "add_kernel_launch"
+  assert "grid_3" not in line
   # An explicit metaparam prunes the configs that disagree with it.
   with mock.patch.object(jttl.TritonFunction, "get_or_create_kernel", autospec=True,
                          side_effect=jttl.TritonFunction.get_or_create_kernel) as m:
     line = _lowered_call(lambda x, y: jt.triton_call(
         x, y, x.size, kernel=k, out_type=x, grid=lambda meta: x.size // meta["BLOCK_SIZE"],
         BLOCK_SIZE=64), x, x)
-    assert m.call_count == 2
-  assert _int_array_attr(line, "grid") == [16, 1, 1]
-  assert fake_compiler.call_count == 3  # both already compiled
-  assert [c.kwargs for c in configs] == [{"BLOCK_SIZE": 32}, {"BLOCK_SIZE": 64},
-                                         {"BLOCK_SIZE": 64}]
+    assert m.call_count == 3
+  assert _i32_attr(line, "num_configs") == 2
+  assert _int_array_attr(line, "grid") == _int_array_attr(line, "grid_1") == [16, 1, 1]
+  assert fake_compiler.call_count == 3  # all already compiled
+  assert [c.kwargs for c in configs] == [{"BLOCK_SIZE": 32}] + [{"BLOCK_SIZE": 64}] * 3
 
 
 def test_autotune_with_heuristics_does_not_modify_configs(fake_compiler):
@@ -1097,7 +1110,7 @@ def test_e2e_input_output_aliasing_with_donation():
   np.testing.assert_array_equal(np.asarray(out), np.arange(8, dtype=np.float32) + 1)
 
 
-def test_e2e_autotune_runs_first_config_and_zeroed_outputs():
+def test_e2e_autotune_and_zeroed_outputs():
   configs = [triton.Config({"BLOCK_SIZE": 32}), triton.Config({"BLOCK_SIZE": 64})]
   k = triton.autotune(configs, key=["n_elements"])(add_kernel)
   x = jnp.arange(100, dtype=jnp.float32)

@@ -11,6 +11,7 @@
 #include <new>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_kernels.h"
@@ -83,7 +84,14 @@ const XLA_FFI_Api* FakeApi() {
 class Call {
  public:
   ~Call() {
-    if (ctx_.state) KernelStateTypeInfo()->deleter(ctx_.state);
+    if (ctx_.state && owns_state_) KernelStateTypeInfo()->deleter(ctx_.state);
+  }
+
+  // Executes with `owner`'s state, as XLA does when several threads run one
+  // executable (owner must be instantiated and outlive this call).
+  void ShareStateOf(const Call& owner) {
+    ctx_.state = owner.ctx_.state;
+    owns_state_ = false;
   }
 
   template <typename T>
@@ -121,15 +129,24 @@ class Call {
   void Kernel(const std::string& symbol, std::vector<int64_t> grid,
               std::vector<int64_t> arg_map, std::vector<int64_t> scalars = {},
               std::vector<int64_t> zeroed = {}, int32_t num_threads = 0) {
-    Str("library", kTestKernels);
-    Str("library_hash", "test-kernels");
-    Str("symbol", symbol);
     Str("kernel_name", symbol.substr(0, symbol.rfind("_launch")));
-    I64s("grid", std::move(grid));
-    I64s("arg_map", std::move(arg_map));
-    I64s("scalars", std::move(scalars));
-    I64s("zeroed_outputs", std::move(zeroed));
-    I32("num_threads", num_threads);
+    Config(0, symbol, std::move(grid), std::move(arg_map), std::move(scalars),
+           std::move(zeroed), num_threads);
+  }
+
+  // The attributes of autotune config k (names suffixed "_k" for k >= 1).
+  void Config(size_t k, const std::string& symbol, std::vector<int64_t> grid,
+              std::vector<int64_t> arg_map, std::vector<int64_t> scalars = {},
+              std::vector<int64_t> zeroed = {}, int32_t num_threads = 0) {
+    const std::string suffix = k > 0 ? "_" + std::to_string(k) : "";
+    Str("library" + suffix, kTestKernels);
+    Str("library_hash" + suffix, "test-kernels");
+    Str("symbol" + suffix, symbol);
+    I64s("grid" + suffix, std::move(grid));
+    I64s("arg_map" + suffix, std::move(arg_map));
+    I64s("scalars" + suffix, std::move(scalars));
+    I64s("zeroed_outputs" + suffix, std::move(zeroed));
+    I32("num_threads" + suffix, num_threads);
   }
 
   // Runs the stage's handler; returns "" or "<code>: <message>".
@@ -177,6 +194,7 @@ class Call {
   }
 
   XLA_FFI_ExecutionContext ctx_;
+  bool owns_state_ = true;
   // deques: push_back keeps earlier elements where they are.
   std::deque<int64_t> dims_;
   std::deque<XLA_FFI_Buffer> buffers_;
@@ -415,6 +433,193 @@ TEST(FfiHandler, ExecuteWithoutStateFails) {
   call.Kernel("axpy_launch", {1, 1, 1}, {});
   std::string err = call.Execute();
   EXPECT_NE(err.find("no state"), std::string::npos) << err;
+}
+
+// ---------------------------------------------------------------------------
+// Autotuned calls: several configs, the fastest chosen at the first EXECUTE.
+// ---------------------------------------------------------------------------
+
+constexpr int64_t kSlowSpin = 200000;  // busy-wait iterations per program
+
+// An autotuned tagged_inc over `data` (8 elements), aliased in place as
+// operand 0 and result 0 (a Ref), with `tag` as result 1: config c has tag c
+// and is slow unless c == fastest.
+void AutotunedIncrement(Call& call, std::vector<int32_t>& data,
+                        std::vector<int32_t>& tag, size_t num_configs,
+                        size_t fastest) {
+  call.Buffer(false, data);
+  call.Buffer(true, data);  // the same memory: XLA's in-place aliasing
+  call.Buffer(true, tag);   // buffer 2 (1 operand, then results 0 and 1)
+  call.Str("kernel_name", "tagged_inc");
+  call.I32("num_configs", int32_t(num_configs));
+  for (size_t c = 0; c < num_configs; ++c) {
+    const int64_t spin = c == fastest ? 0 : kSlowSpin;
+    call.Config(c, "tagged_inc_launch", {int64_t(data.size()), 1, 1},
+                {0, -1, 2, -2}, {spin, int64_t(c)}, {}, 1);
+  }
+}
+
+std::vector<int32_t> Plus(std::vector<int32_t> v, int32_t d) {
+  for (int32_t& x : v) x += d;
+  return v;
+}
+
+TEST(FfiHandlerAutotune, PicksTheFastestAndRunsItOnceInPlace) {
+  for (size_t fastest : {0u, 1u, 2u}) {
+    const std::vector<int32_t> original = {10, 11, 12, 13, 14, 15, 16, 17};
+    std::vector<int32_t> data = original, tag = {-1};
+    Call call;
+    AutotunedIncrement(call, data, tag, 3, fastest);
+    ASSERT_EQ(call.Instantiate(), "");
+    const Counters before = GetCounters();
+    ASSERT_EQ(call.Execute(), "");
+    EXPECT_EQ(GetCounters().autotune_runs - before.autotune_runs, 1);
+    EXPECT_EQ(tag[0], int32_t(fastest));
+    // Every trial started from the original contents, and only the winner's
+    // run is left: +1, not +1 per trial.
+    EXPECT_EQ(data, Plus(original, 1));
+
+    // The choice is kept for the call site: no second tuning.
+    tag[0] = -1;
+    ASSERT_EQ(call.Execute(), "");
+    EXPECT_EQ(tag[0], int32_t(fastest));
+    EXPECT_EQ(data, Plus(original, 2));
+    EXPECT_EQ(GetCounters().autotune_runs - before.autotune_runs, 1);
+  }
+}
+
+TEST(FfiHandlerAutotune, ExecuteAfterTuningAllocatesNothing) {
+  std::vector<int32_t> data(8, 0), tag = {-1};
+  Call call;
+  AutotunedIncrement(call, data, tag, 2, 1);
+  ASSERT_EQ(call.Instantiate(), "");
+  ASSERT_EQ(call.Execute(), "");  // tunes
+  const int64_t before = g_allocations.load();
+  ASSERT_EQ(call.Execute(), "");
+  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(data, std::vector<int32_t>(8, 2));
+}
+
+TEST(FfiHandlerAutotune, ConcurrentFirstExecutesTuneOnce) {
+  const std::vector<int32_t> original = {1, 2, 3, 4, 5, 6, 7, 8};
+  std::vector<int32_t> owner_data = original, owner_tag = {-1};
+  Call owner;
+  AutotunedIncrement(owner, owner_data, owner_tag, 3, 2);
+  ASSERT_EQ(owner.Instantiate(), "");
+
+  constexpr int kThreads = 4;
+  std::vector<std::vector<int32_t>> data(kThreads, original);
+  std::vector<std::vector<int32_t>> tags(kThreads, {-1});
+  std::vector<std::string> errors(kThreads);
+  std::deque<Call> calls(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    AutotunedIncrement(calls[t], data[t], tags[t], 3, 2);
+    calls[t].ShareStateOf(owner);
+  }
+  const Counters before = GetCounters();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] { errors[t] = calls[t].Execute(); });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(GetCounters().autotune_runs - before.autotune_runs, 1);
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(errors[t], "") << t;
+    EXPECT_EQ(tags[t][0], 2) << t;
+    EXPECT_EQ(data[t], Plus(original, 1)) << t;
+  }
+}
+
+TEST(FfiHandlerAutotune, AFailingConfigFailsTheCallAndRestoresBuffers) {
+  const std::vector<int32_t> original = {4, 5, 6, 7};
+  std::vector<int32_t> data = original, tag = {-1};
+  Call call;
+  call.Buffer(false, data);
+  call.Buffer(true, data);
+  call.Buffer(true, tag);
+  call.Str("kernel_name", "tagged_inc");
+  call.I32("num_configs", 2);
+  call.Config(0, "tagged_inc_launch", {4, 1, 1}, {0, -1, 2, -2}, {0, 0});
+  call.Config(1, "fail_at_launch", {4, 1, 1}, {-1, -2}, {0, 42});
+  ASSERT_EQ(call.Instantiate(), "");
+  const Counters before = GetCounters();
+  for (int attempt = 0; attempt < 2; ++attempt) {  // not remembered: retried
+    EXPECT_EQ(call.Execute(), std::to_string(XLA_FFI_Error_Code_INTERNAL) +
+                                  ": kernel tagged_inc failed with status 42");
+    EXPECT_EQ(data, original);
+  }
+  EXPECT_EQ(GetCounters().autotune_runs, before.autotune_runs);
+}
+
+TEST(FfiHandlerAutotune, BufferCountsCoverEveryConfig) {
+  // Config 1 refers to buffer 3 and zeroes result 1: checked at EXECUTE.
+  std::vector<int32_t> data(4, 0), tag = {-1};
+  Call call;
+  call.Buffer(false, data);
+  call.Buffer(true, data);
+  call.Buffer(true, tag);
+  call.Str("kernel_name", "tagged_inc");
+  call.I32("num_configs", 2);
+  call.Config(0, "tagged_inc_launch", {4, 1, 1}, {0, -1, 2, -2},
+              {kSlowSpin, 7});
+  call.Config(1, "tagged_inc_launch", {4, 1, 1}, {0, -1, 3, -2}, {0, 8}, {1});
+  ASSERT_EQ(call.Instantiate(), "");
+  EXPECT_EQ(call.Execute(),
+            kInvalid +
+                "kernel tagged_inc: the call has 1 operands and 2 results, "
+                "but arg_map needs at least 4 buffers and zeroed_outputs at "
+                "least 2 results");
+}
+
+TEST(FfiHandlerAutotune, SingleConfigWithNumConfigs1) {
+  std::vector<int32_t> data(4, 0), tag = {-1};
+  Call call;
+  call.Buffer(false, data);
+  call.Buffer(true, data);
+  call.Buffer(true, tag);
+  call.Str("kernel_name", "tagged_inc");
+  call.I32("num_configs", 1);
+  call.Config(0, "tagged_inc_launch", {4, 1, 1}, {0, -1, 2, -2}, {0, 3});
+  ASSERT_EQ(call.Instantiate(), "");
+  const Counters before = GetCounters();
+  ASSERT_EQ(call.Execute(), "");
+  EXPECT_EQ(GetCounters().autotune_runs, before.autotune_runs);
+  EXPECT_EQ(data, std::vector<int32_t>(4, 1));
+  EXPECT_EQ(tag[0], 3);
+}
+
+TEST(FfiHandlerAutotune, ConfigAttributeErrors) {
+  auto error = [](auto edit) {
+    Call call;
+    call.Kernel("axpy_launch", {1, 1, 1}, {0, -1}, {5});
+    call.I32("num_configs", 2);
+    call.Config(1, "axpy_launch", {1, 1, 1}, {0, -1}, {5});
+    edit(call);
+    return call.Instantiate();
+  };
+  EXPECT_EQ(error([](Call&) {}), "");
+  EXPECT_EQ(error([](Call& c) { c.I32("num_configs", 0); }),
+            kInvalid + "kernel axpy: num_configs must be >= 1, got 0");
+  EXPECT_EQ(error([](Call& c) { c.I32("num_configs", 3); }),
+            kInvalid + "kernel axpy: missing attribute 'library_2'");
+  EXPECT_EQ(error([](Call& c) { c.I32("num_configs", 2147483647); }),
+            kInvalid + "kernel axpy: missing attribute 'library_2'");
+  EXPECT_EQ(error([](Call& c) { c.Erase("scalars_1"); }),
+            kInvalid + "kernel axpy: missing attribute 'scalars_1'");
+  EXPECT_EQ(error([](Call& c) { c.Str("library_hash_1", ""); }),
+            kInvalid + "kernel axpy: attribute 'library_hash_1' is empty");
+  EXPECT_EQ(error([](Call& c) { c.I64s("grid_1", {1, 0, 1}); }),
+            kInvalid +
+                "kernel axpy: grid_1: grid[1] = 0 is out of range [1, 2^31)");
+  EXPECT_EQ(error([](Call& c) { c.I64s("arg_map_1", {0, -3}); }),
+            kInvalid +
+                "kernel axpy: arg_map_1[1] = -3 refers to scalar 2 but only 1 "
+                "scalars were given");
+  EXPECT_EQ(error([](Call& c) { c.I32("num_threads_1", -2); }),
+            kInvalid + "kernel axpy: num_threads_1 must be >= 0, got -2");
+  EXPECT_EQ(error([](Call& c) { c.Str("symbol_1", "nope_launch"); }),
+            kInvalid + "kernel axpy: symbol 'nope_launch' not found in kernel "
+                       "library " + kTestKernels);
 }
 
 }  // namespace

@@ -95,10 +95,31 @@ int32_t fail_with_message_launch(void* const* args, uint64_t first,
 
 const char* fail_with_message_launch_message(void) { return g_message; }
 
+// tagged_inc: program i adds 1 to data[i] (int32, in place), then busy-waits
+// `spin` iterations; every program stores `tag` to tag_out[0].  Params: data,
+// spin (int64), tag_out (int32), tag (int64).  Configs that differ in spin and
+// tag are how the tests tell which config an autotuned call ran.
+int32_t tagged_inc_launch(void* const* args, uint64_t first, uint64_t last,
+                          uint32_t gx, uint32_t gy, uint32_t gz) {
+  (void)gx, (void)gy, (void)gz;
+  int32_t* data = *(int32_t* const*)args[0];
+  const int64_t spin = *(const int64_t*)args[1];
+  int32_t* tag_out = *(int32_t* const*)args[2];
+  const int32_t tag = (int32_t)*(const int64_t*)args[3];
+  for (uint64_t i = first; i < last; ++i) {
+    data[i] += 1;
+    for (volatile int64_t s = 0; s < spin; s = s + 1) {
+    }
+    __atomic_store_n(tag_out, tag, __ATOMIC_RELAXED);
+  }
+  return 0;
+}
+
 // The trampolines must match the typedef the runtime calls through (built
 // with -Werror=incompatible-pointer-types, so a mismatch fails the build).
 static const jtc_kernel_launch_fn kCheckSignatures[] = {
-    record_launch, axpy_launch, fail_at_launch, fail_with_message_launch};
+    record_launch, axpy_launch, fail_at_launch, fail_with_message_launch,
+    tagged_inc_launch};
 static const jtc_kernel_message_fn kCheckMessage = fail_with_message_launch_message;
 const void* jtc_test_kernels_message_check(void) { return (const void*)kCheckMessage; }
 const void* jtc_test_kernels_signature_check(void) { return kCheckSignatures; }

@@ -10,7 +10,8 @@ The path of one call, top to bottom:
   triton_kernel_call_p.bind     abstract eval (+ Ref effects); eager calls go through jit
   _triton_kernel_call_lowering  rebuild the flat kernel arguments; configs (autotune/heuristics)
     TritonFunction.get_or_create_kernel   specialisation -> cache -> make_ttir -> compile_ttir_inplace
-    jax.ffi.ffi_lowering(...)   the custom call, with library, grid, arg_map, scalars, ...
+    jax.ffi.ffi_lowering(...)   the custom call, with library, grid, arg_map, scalars, ... per
+                                config; the handler picks the fastest config at the first run
 """
 from __future__ import annotations
 
@@ -682,60 +683,25 @@ def _triton_kernel_call_lowering(
 
   equal_to_1 = {i for i in static_indices if len(objpaths[i]) == 1 and _equals_one(args[i])}
 
-  # 3. Every config is compiled; the first one runs (run-time selection is a later addition).
+  # 3. Every config is compiled. Several distinct launches go into one custom call, whose
+  #    handler runs the fastest on the first execution's inputs (docs/abi.md).
   calls = []
   for config in configs:
-    config_metaparams = {**metaparams, **config.kwargs}
-    config_grid = normalize_grid(grid, dict(config_metaparams))
-    if not all(0 <= g < 2**31 for g in config_grid) or math.prod(config_grid) >= 2**63:
-      raise ValueError("grid dimensions must be in [0, 2**31) and their product below 2**63, "
-                       f"got grid {config_grid}")
-    config_zeroed = zeroed_outputs(dict(config_metaparams)) if callable(zeroed_outputs) \
-        else zeroed_outputs
-    config_zeroed = sorted(int(z) for z in config_zeroed)
-    for z in config_zeroed:
-      if not 0 <= z < len(ctx.avals_out):
-        raise ValueError(f"zeroed_outputs: output index {z} is out of range; there are "
-                         f"{len(ctx.avals_out)} outputs")
-    config_backend_options = {**backend_options, "num_warps": config.num_warps,
-                              "num_stages": config.num_stages, "num_ctas": config.num_ctas}
-    kernel, _ = triton_fn.get_or_create_kernel(
-        args, arg_dtypes, structure=structure, objpaths=objpaths,
-        backend_options=config_backend_options, metaparams=config_metaparams)
-    options = compiler.CPUOptions.parse(config_backend_options)
+    call = _config_call(triton_fn, config, ctx, grid, metaparams, backend_options,
+                        zeroed_outputs, args, arg_dtypes, structure, objpaths, buffer_of,
+                        equal_to_1)
+    if call not in calls:  # e.g. configs that differ only in num_warps
+      calls.append(call)
+  # A config with an empty grid computes nothing: a candidate only if all are empty.
+  launched = [c for c in calls if math.prod(c.grid) > 0]
+  if not launched:
+    return _lower_empty_grid(ctx, array_args, operand_output_aliases, calls[0].zeroed)
 
-    arg_map, scalars = [], []
-    for i, (arg, dtype) in enumerate(zip(args, arg_dtypes)):
-      if dtype.startswith("*"):
-        arg_map.append(buffer_of[i])
-      elif i not in equal_to_1:
-        arg_map.append(-(len(scalars) + 1))
-        scalars.append(_scalar_bits(arg, dtype))
-    if kernel.param_types and len(kernel.param_types) != len(arg_map):
-      raise RuntimeError(
-          f"kernel '{kernel.name}' was compiled with {len(kernel.param_types)} runtime parameters "
-          f"{kernel.param_types}, but the call passes {len(arg_map)} (types "
-          f"{[t for i, t in enumerate(arg_dtypes) if i not in equal_to_1]})")
-    num_threads = compiler.launch_threads(kernel, math.prod(config_grid), options.num_cpu_threads)
-    calls.append(dict(kernel=kernel, grid=config_grid, arg_map=arg_map, scalars=scalars,
-                      zeroed=config_zeroed, num_threads=num_threads))
-
-  call = calls[0]
-  if math.prod(call["grid"]) == 0:
-    return _lower_empty_grid(ctx, array_args, operand_output_aliases, call["zeroed"])
-
-  kernel = call["kernel"]
-  attributes = dict(
-      library=kernel.library_path,
-      library_hash=kernel.library_hash,
-      symbol=kernel.symbol,
-      kernel_name=kernel.name,
-      grid=np.asarray(call["grid"], dtype=np.int64),
-      arg_map=np.asarray(call["arg_map"], dtype=np.int64),
-      scalars=np.asarray(call["scalars"], dtype=np.int64),
-      zeroed_outputs=np.asarray(call["zeroed"], dtype=np.int64),
-      num_threads=np.int32(call["num_threads"]),
-  )
+  attributes: dict[str, Any] = dict(kernel_name=launched[0].kernel_name)
+  if len(launched) > 1:
+    attributes["num_configs"] = np.int32(len(launched))
+  for k, call in enumerate(launched):
+    attributes.update(call.attributes(suffix=f"_{k}" if k else ""))
   if cost_estimate is not None:
     attributes["cost_estimate_json"] = json.dumps(dict(cost_estimate))
   rule = jax.ffi.ffi_lowering(
@@ -744,6 +710,94 @@ def _triton_kernel_call_lowering(
       has_side_effect=has_side_effect,
   )
   return rule(ctx, *array_args, **attributes)
+
+
+@dataclasses.dataclass(frozen=True)
+class _LaunchCall:
+  """One config's launch: the attributes of one config of the custom call (docs/abi.md)."""
+  kernel_name: str
+  library: str
+  library_hash: str
+  symbol: str
+  grid: tuple[int, int, int]
+  arg_map: tuple[int, ...]
+  scalars: tuple[int, ...]
+  zeroed: tuple[int, ...]
+  num_threads: int
+
+  def attributes(self, suffix: str) -> dict[str, Any]:
+    return {
+        f"library{suffix}": self.library,
+        f"library_hash{suffix}": self.library_hash,
+        f"symbol{suffix}": self.symbol,
+        f"grid{suffix}": np.asarray(self.grid, dtype=np.int64),
+        f"arg_map{suffix}": np.asarray(self.arg_map, dtype=np.int64),
+        f"scalars{suffix}": np.asarray(self.scalars, dtype=np.int64),
+        f"zeroed_outputs{suffix}": np.asarray(self.zeroed, dtype=np.int64),
+        f"num_threads{suffix}": np.int32(self.num_threads),
+    }
+
+
+# Config kwargs with these names (unless they name a kernel parameter) are CPU options of that
+# config, not metaparams: triton.Config({"BLOCK": 64, "num_cpu_threads": 4}) tunes the thread
+# count, as kernel launch keywords that are not parameters become options in Triton.
+_CONFIG_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(compiler.CPUOptions))
+
+
+def _split_config(triton_fn: TritonFunction, config: triton.Config
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+  """A config's (metaparams, backend options)."""
+  metaparams, options = {}, {}
+  for k, v in config.kwargs.items():
+    if k in _CONFIG_OPTION_NAMES and k not in triton_fn.param_names:
+      options[k] = v
+    else:
+      metaparams[k] = v
+  options = {"num_warps": config.num_warps, "num_stages": config.num_stages,
+             "num_ctas": config.num_ctas, **options}
+  return metaparams, options
+
+
+def _config_call(triton_fn, config, ctx, grid, metaparams, backend_options, zeroed_outputs,
+                 args, arg_dtypes, structure, objpaths, buffer_of, equal_to_1) -> _LaunchCall:
+  """Compiles one config (or finds it in the cache) and builds its launch."""
+  config_kwargs, config_options = _split_config(triton_fn, config)
+  config_metaparams = {**metaparams, **config_kwargs}
+  config_grid = normalize_grid(grid, dict(config_metaparams))
+  if not all(0 <= g < 2**31 for g in config_grid) or math.prod(config_grid) >= 2**63:
+    raise ValueError("grid dimensions must be in [0, 2**31) and their product below 2**63, "
+                     f"got grid {config_grid}")
+  config_zeroed = zeroed_outputs(dict(config_metaparams)) if callable(zeroed_outputs) \
+      else zeroed_outputs
+  config_zeroed = sorted(int(z) for z in config_zeroed)
+  for z in config_zeroed:
+    if not 0 <= z < len(ctx.avals_out):
+      raise ValueError(f"zeroed_outputs: output index {z} is out of range; there are "
+                       f"{len(ctx.avals_out)} outputs")
+  config_backend_options = {**backend_options, **config_options}
+  options = compiler.CPUOptions.parse(config_backend_options)
+  # The thread count is a launch setting: configs that differ only in it share one library.
+  compile_options = {k: v for k, v in config_backend_options.items() if k != "num_cpu_threads"}
+  kernel, _ = triton_fn.get_or_create_kernel(
+      args, arg_dtypes, structure=structure, objpaths=objpaths,
+      backend_options=compile_options, metaparams=config_metaparams)
+
+  arg_map, scalars = [], []
+  for i, (arg, dtype) in enumerate(zip(args, arg_dtypes)):
+    if dtype.startswith("*"):
+      arg_map.append(buffer_of[i])
+    elif i not in equal_to_1:
+      arg_map.append(-(len(scalars) + 1))
+      scalars.append(_scalar_bits(arg, dtype))
+  if kernel.param_types and len(kernel.param_types) != len(arg_map):
+    raise RuntimeError(
+        f"kernel '{kernel.name}' was compiled with {len(kernel.param_types)} runtime parameters "
+        f"{kernel.param_types}, but the call passes {len(arg_map)} (types "
+        f"{[t for i, t in enumerate(arg_dtypes) if i not in equal_to_1]})")
+  num_threads = compiler.launch_threads(kernel, math.prod(config_grid), options.num_cpu_threads)
+  return _LaunchCall(kernel.name, str(kernel.library_path), kernel.library_hash, kernel.symbol,
+                     config_grid, tuple(arg_map), tuple(scalars), tuple(config_zeroed),
+                     num_threads)
 
 
 def _lower_empty_grid(ctx, array_args, aliases, zeroed):
@@ -799,7 +853,10 @@ def triton_call(
       Tuples (of any of these) bind to tuple parameters. An argument bound to a constexpr
       parameter is a metaparam.
     kernel: a `triton.jit` function, optionally wrapped in `triton.heuristics` and/or
-      `triton.autotune` (all compatible autotune configs are compiled; the first one runs).
+      `triton.autotune`. Every autotune config that agrees with the explicit metaparams is
+      compiled; the first execution of each call site times them on its inputs and keeps the
+      fastest. A config's kwargs may hold CPU options, e.g.
+      `triton.Config({"BLOCK": 64, "num_cpu_threads": 4})`.
     out_type: a pytree of objects with `.shape` and `.dtype`. Each unaliased leaf fills, in
       order, a kernel parameter that no argument was given for; the outputs come back in the
       same structure.
