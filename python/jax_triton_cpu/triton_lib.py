@@ -326,7 +326,6 @@ def _triton_kernel_call_abstract_eval(*in_avals, out_shapes, **_):
 pe.dce_rules[triton_kernel_call_p] = lambda used_outs, eqn: ([True] * len(eqn.invars), eqn)
 
 
-@state_discharge.register_discharge_rule(triton_kernel_call_p)
 def _triton_kernel_call_discharge_rule(in_avals, out_avals, *args, in_tree, out_shapes,
                                        input_output_aliases, **params):
   """Turns every Ref operand into an extra output aliased to that operand."""
@@ -362,6 +361,13 @@ def _triton_kernel_call_discharge_rule(in_avals, out_avals, *args, in_tree, out_
   return new_invals, outs
 
 
+# jax >= 0.11 passes discharge rules a context holding the avals; 0.10 passes the avals.
+if hasattr(state_discharge, "DischargeContext"):
+  state_discharge.register_discharge_rule(triton_kernel_call_p)(
+      lambda ctx, *args, **params: _triton_kernel_call_discharge_rule(
+          ctx.in_avals, ctx.out_avals, *args, **params))
+else:
+  state_discharge.register_discharge_rule(triton_kernel_call_p)(_triton_kernel_call_discharge_rule)
 def _raise_on_jvp(*args, **kwargs):
   raise NotImplementedError(
       "jax_triton.triton_call does not support automatic differentiation. Use "
