@@ -68,6 +68,36 @@ def _first(b, pointer):
   return b.extract_element(pointer, T.I32(0)) if T.lanes(pointer) > 1 else pointer
 
 
+def _runs_contiguously(lo, pointers, element):
+  """At run time: whether the lanes' pointers are consecutive elements (for accesses axis info
+  cannot prove contiguous, such as `(offsets % n)` with a run-time n: a few vector ops, then one
+  vector load instead of a gather in all but the wrapping chunks)."""
+  b = lo.builder
+  n = T.lanes(pointers)
+  expected = b.gep(T.splat(b, _first(b, pointers), n), [T.iota(n)], source_etype=element)
+  same = b.icmp_unsigned("==", b.ptrtoint(pointers, T.of_lanes(T.I64, n)),
+                         b.ptrtoint(expected, T.of_lanes(T.I64, n)))
+  return lo.call_intrinsic("vector.reduce.and", [same], ret=T.I1, overload=[same.type])
+
+
+def _either(lo, condition, if_true, if_false):
+  """if_true() if condition else if_false(), as branches (only one of them runs)."""
+  b = lo.builder
+  with b.if_else(condition) as (then, otherwise):
+    with then:
+      a = if_true()
+      a_block = b.block
+    with otherwise:
+      c = if_false()
+      c_block = b.block
+  if a is None or isinstance(a.type, llvm.VoidType):
+    return None
+  phi = b.phi(a.type)
+  phi.add_incoming(a, a_block)
+  phi.add_incoming(c, c_block)
+  return phi
+
+
 def load(lo, op: ir.Op, pointer, mask, other, contiguous: bool):
   """Loads one chunk (or a scalar, lanes == 1) of op's result type from `pointer`."""
   b = lo.builder
@@ -83,13 +113,18 @@ def load(lo, op: ir.Op, pointer, mask, other, contiguous: bool):
   mask = _vector(b, mask if mask is not None else T.I1(1), n)
   passthru = (_vector(b, _to_memory(b, other, result_type), n) if other is not None
               else T.constant(vec, 0))
+  vector_load = lambda: lo.call_intrinsic(
+      "masked.load", [_first(b, pointer), T.I32(align), mask, passthru], ret=vec,
+      overload=[vec, T.PTR])
+  gather = lambda: lo.call_intrinsic(
+      "masked.gather", [T.splat(b, pointer, n), T.I32(align), mask, passthru], ret=vec,
+      overload=[vec, llvm.VectorType(T.PTR, n)])
   if n == 1 or contiguous:
-    value = lo.call_intrinsic("masked.load", [_first(b, pointer), T.I32(align), mask, passthru],
-                              ret=vec, overload=[vec, T.PTR])
+    value = vector_load()
+  elif T.lanes(pointer) > 1:
+    value = _either(lo, _runs_contiguously(lo, pointer, element), vector_load, gather)
   else:
-    pointers = T.splat(b, pointer, n)
-    value = lo.call_intrinsic("masked.gather", [pointers, T.I32(align), mask, passthru], ret=vec,
-                              overload=[vec, pointers.type])
+    value = gather()
   if n == 1:
     value = b.extract_element(value, T.I32(0))
   return _from_memory(b, value, result_type)
@@ -124,13 +159,18 @@ def store(lo, value_type, pointer, value, mask, contiguous: bool):
     return
   value = _vector(b, value, n)
   mask = _vector(b, mask if mask is not None else T.I1(1), n)
+  vector_store = lambda: lo.call_intrinsic(
+      "masked.store", [value, _first(b, pointer), T.I32(align), mask], ret=llvm.VoidType(),
+      overload=[value.type, T.PTR])
+  scatter = lambda: lo.call_intrinsic(
+      "masked.scatter", [value, T.splat(b, pointer, n), T.I32(align), mask], ret=llvm.VoidType(),
+      overload=[value.type, llvm.VectorType(T.PTR, n)])
   if n == 1 or contiguous:
-    lo.call_intrinsic("masked.store", [value, _first(b, pointer), T.I32(align), mask],
-                      ret=llvm.VoidType(), overload=[value.type, T.PTR])
+    vector_store()
+  elif T.lanes(pointer) > 1:
+    _either(lo, _runs_contiguously(lo, pointer, T.element(value.type)), vector_store, scatter)
   else:
-    pointers = T.splat(b, pointer, n)
-    lo.call_intrinsic("masked.scatter", [value, pointers, T.I32(align), mask],
-                      ret=llvm.VoidType(), overload=[value.type, pointers.type])
+    scatter()
 
 
 @register(STATEMENT, "tt.store")
