@@ -317,3 +317,18 @@ def test_atomic_load_store_topk_reduce_or_squeeze_ravel_and_hints():
   np.testing.assert_array_equal(flags, [5, 6])
   np.testing.assert_array_equal(out[8:8 + n], x)
   np.testing.assert_array_equal(out[8 + n:], x)
+
+
+@triton.jit
+def poll_kernel(flag_ptr, out_ptr):
+  ready = tl.atomic_poll(flag_ptr + tl.arange(0, 4), 1)
+  tl.store(out_ptr + tl.arange(0, 4), ready.to(tl.int32))
+
+
+def test_op_unknown_to_the_ir_reader_names_the_op_and_the_source_line():
+  with pytest.raises(NotImplementedError) as e:
+    compile_kernel(poll_kernel, {"flag_ptr": "*i32", "out_ptr": "*i32"})
+  source, first = inspect.getsourcelines(poll_kernel.fn)
+  line = first + next(i for i, text in enumerate(source) if "atomic_poll" in text)
+  assert "tt.atomic_poll" in str(e.value) and "poll_kernel" in str(e.value)
+  assert f"test_compiler.py:{line}:" in str(e.value)

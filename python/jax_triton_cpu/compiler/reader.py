@@ -131,18 +131,60 @@ def _arg_names(mop) -> list[str]:
   return names
 
 
+_PARSE_ERROR_RE = re.compile(r'"-":(\d+):\d+: (.*)')
+_OP_RE = re.compile(r"custom op '([\w.]+)'|op '([\w.]+)'")
+_LOC_DEF_RE = re.compile(r"^(#loc\d*) = loc\((.*)\)$", re.MULTILINE)
+_LOC_USE_RE = re.compile(r"loc\((#loc\d*)\)\s*$")
+
+
+def _source_line(text: str, line_number: int) -> str | None:
+  """The kernel source position of TTIR line `line_number`, through its #loc alias."""
+  lines = text.splitlines()
+  if not 0 < line_number <= len(lines):
+    return None
+  m = _LOC_USE_RE.search(lines[line_number - 1])
+  if not m:
+    return None
+  definitions = dict(_LOC_DEF_RE.findall(text))
+  alias, seen = m.group(1), set()
+  while alias in definitions and alias not in seen:  # #loc5 = loc("x"(#loc2)) -> #loc2 ...
+    seen.add(alias)
+    body = definitions[alias]
+    frame = _location(f"loc({body})")
+    if frame is not None:
+      return str(frame)
+    inner = re.search(r"(#loc\d*)", body)
+    if not inner:
+      return None
+    alias = inner.group(1)
+  return None
+
+
+def _parse_error_message(error: str, text: str) -> str:
+  """NotImplementedError text naming the op MLIR could not read and the kernel line using it."""
+  m = _PARSE_ERROR_RE.search(error)
+  detail = m.group(2) if m else error
+  op = _OP_RE.search(detail)
+  name = next((g for g in op.groups() if g), None) if op else None
+  where = _source_line(text, int(m.group(1))) if m else None
+  what = f"Triton op '{name}'" if name else "an op or attribute of this kernel's Triton IR"
+  kernel = re.search(r"tt\.func public @([\w$]+)", text)
+  context = ", ".join(([f"in kernel '{kernel.group(1)}'"] if kernel else []) +
+                      ([f"at {where}"] if where else []))
+  return f"{what} is not supported by the CPU backend ({context}): {detail}"
+
+
 def read_ttir(text: str) -> ir.Module:
   """Parses TTIR text (as printed by upstream triton) into our IR."""
   context = mlir.Context()
   context.allow_unregistered_dialects = True  # for the jtc.* ops of _sanitize
   triton_dialect.register_dialect(context)
   with context:
+    sanitized = _sanitize(text)
     try:
-      module = mlir.Module.parse(_sanitize(text))
+      module = mlir.Module.parse(sanitized)
     except mlir.MLIRError as e:
-      raise NotImplementedError(
-          "jax_triton_cpu cannot read this kernel's Triton IR (it uses an op or attribute that "
-          f"the CPU backend does not know): {e}") from None
+      raise NotImplementedError(_parse_error_message(str(e), sanitized)) from None
     reader = _Reader()
     functions = {}
     for mop in module.body.operations:
