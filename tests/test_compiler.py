@@ -332,3 +332,15 @@ def test_op_unknown_to_the_ir_reader_names_the_op_and_the_source_line():
   line = first + next(i for i, text in enumerate(source) if "atomic_poll" in text)
   assert "tt.atomic_poll" in str(e.value) and "poll_kernel" in str(e.value)
   assert f"test_compiler.py:{line}:" in str(e.value)
+
+
+@triton.jit
+def huge_tile_kernel(x_ptr, N: tl.constexpr):
+  offsets = tl.arange(0, N)
+  x = tl.load(x_ptr + offsets)
+  tl.store(x_ptr + offsets, x + tl.sum(x, axis=0) + tl.cumsum(x, axis=0))
+
+
+def test_tiles_too_large_for_the_stack_raise_a_clear_error():
+  with pytest.raises(NotImplementedError, match=r"huge_tile_kernel.*MiB of stack.*smaller blocks"):
+    compile_kernel(huge_tile_kernel, {"x_ptr": "*fp32"}, {"N": 1 << 20})

@@ -18,6 +18,9 @@ from typing import Any
 # busy process on 2 cores). Short spins let idle workers sleep, and a woken worker is scheduled
 # promptly. A value set by the user is kept.
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+# Kernels keep their tiles on the stack (up to 4 MiB, compiler.codegen.STACK_LIMIT); OpenMP
+# workers get stacks as large as a main thread's.
+os.environ.setdefault("OMP_STACKSIZE", "8M")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -12,6 +12,11 @@ from .lowering import FunctionLowering
 from .registry import supported
 
 
+# Tiles live on the program's stack; threads have 8 MiB stacks (the default RLIMIT_STACK, and
+# OMP_STACKSIZE that jax_triton_cpu._runtime sets for OpenMP workers), so kernels that would need
+# more than this fail to compile with a clear error instead of crashing.
+STACK_LIMIT = 4 << 20
+
 # Region terminators, handled by the rule of the op that owns the region.
 TERMINATORS = frozenset({"scf.yield", "scf.condition", "tt.reduce.return", "tt.scan.return",
                          "tt.map_elementwise.return"})
@@ -40,6 +45,11 @@ def generate(module: ir.Module, target: Target, options: CPUOptions):
   for v, value in zip(function.params, params):
     lowering.env[v] = value
   lowering.emit_region(function.region)
+  if lowering.stack_bytes > STACK_LIMIT:
+    raise NotImplementedError(
+        f"kernel '{function.name}' needs {lowering.stack_bytes / 2**20:.1f} MiB of stack for its "
+        f"tiles, more than the {STACK_LIMIT // 2**20} MiB the CPU backend allows (threads have "
+        "8 MiB stacks); use smaller blocks")
   trampoline = abi.define_trampoline(llvm_module, kernel, len(function.params),
                                      f"{function.name}_launch")
   return str(llvm_module), kernel.name, trampoline.name, lowering.work

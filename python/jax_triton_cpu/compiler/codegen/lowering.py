@@ -123,6 +123,7 @@ class FunctionLowering:
     # Elements one program processes (loop nests and dot products), None once it depends on a
     # trip count known only at run time: the launcher keeps small launches on one thread.
     self.work: int | None = 0
+    self.stack_bytes = 0  # the stack buffers one program uses (checked against STACK_LIMIT)
     self._work_scale = 1
     flags = ["contract"] if options.enable_fp_fusion else []
     if options.enable_fast_math:
@@ -230,6 +231,7 @@ class FunctionLowering:
 
   def new_buffer(self, tensor_type: ir.TensorType) -> Buffer:
     element = T.memory_type(tensor_type)
+    self.stack_bytes += tensor_type.numel * _size_of(element)
     storage = self.alloca_builder.alloca(llvm.ArrayType(element, tensor_type.numel))
     storage.align = 64
     storage.type = T.PTR  # an opaque pointer: llvmlite would otherwise type-check typed pointers
