@@ -218,7 +218,7 @@ def run(s):
   bo = s.backend_options or None
   rows = []
   reps = s.reps(9, 3)
-  for kind, label in (("add", f"vector add 2^20, BLOCK 4096"),
+  for kind, label in (("add", "vector add 2^20, BLOCK 4096"),
                       ("matmul_32x32x32", "matmul 1024^3, tile 32x32x32"),
                       ("matmul_128x128x32", "matmul 1024^3, tile 128x128x32")):
     case = f"cold compile, {label}"

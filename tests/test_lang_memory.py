@@ -10,7 +10,7 @@ import pytest
 import triton
 import triton.language as tl
 
-from lang_util import ALL, NP, assert_equal, is_float, rand, run
+from lang_util import ALL, NP, assert_equal, rand, run
 
 SENTINEL = 77
 

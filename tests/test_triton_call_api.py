@@ -883,7 +883,7 @@ def test_heuristics_once_per_config(fake_compiler):
   k = triton.heuristics({"EVEN": even})(fresh(add_even_kernel))
   for n in (64, 72):
     x = jnp.ones(n, jnp.float32)
-    line = _lowered_call(lambda x, y: _add(x, y, kernel=k, BLOCK_SIZE=16), x, x)
+    _lowered_call(lambda x, y: _add(x, y, kernel=k, BLOCK_SIZE=16), x, x)
   assert calls == [True, False]
   assert fake_compiler.call_count == 2
 

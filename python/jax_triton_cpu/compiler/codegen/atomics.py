@@ -10,7 +10,6 @@ from llvmlite import ir as llvm
 from .. import ir
 from . import types as T
 from .elementwise import bf16_to_f32, f32_to_bf16
-from .lowering import Index
 from .registry import STATEMENT, register
 
 _ORDERING = {1: "monotonic", 2: "acquire", 3: "release", 4: "acq_rel"}

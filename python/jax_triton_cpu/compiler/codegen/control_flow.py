@@ -9,7 +9,7 @@ from llvmlite import ir as llvm
 
 from .. import ir
 from . import types as T
-from .lowering import Buffer, Shifted, Slot
+from .lowering import Buffer, Shifted
 from .registry import STATEMENT, register
 
 

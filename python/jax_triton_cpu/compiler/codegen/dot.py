@@ -7,8 +7,6 @@ B, broadcasts MR scalars of A, and issues MR * NV FMAs.
 """
 from __future__ import annotations
 
-from llvmlite import ir as llvm
-
 from .. import ir
 from . import types as T
 from .elementwise import convert

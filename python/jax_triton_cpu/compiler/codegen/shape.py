@@ -9,7 +9,6 @@ import math
 
 from llvmlite import ir as llvm
 
-from .. import ir
 from . import types as T
 from .lowering import Index
 from .registry import SCALAR, STATEMENT, TENSOR, register

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir as llvm
 
-from .. import ir
 from . import types as T
 from .lowering import Index
 from .registry import SCALAR, TENSOR, register
