@@ -41,7 +41,7 @@ def generate(module: ir.Module, target: Target, options: CPUOptions):
   llvm_module.triple = target.triple
   kernel = abi.declare_kernel(llvm_module, function, function.name)
   lowering = FunctionLowering(function, kernel, target, options, function.name)
-  params, lowering.program_ids, lowering.num_programs = kernel_params(lowering)
+  params, lowering.program_ids, lowering.num_programs = abi.kernel_params(kernel, function)
   for v, value in zip(function.params, params):
     lowering.env[v] = value
   lowering.emit_region(function.region)
@@ -54,6 +54,3 @@ def generate(module: ir.Module, target: Target, options: CPUOptions):
                                      f"{function.name}_launch")
   return str(llvm_module), kernel.name, trampoline.name, lowering.work
 
-
-def kernel_params(lowering: FunctionLowering):
-  return abi.kernel_params(lowering.alloca_builder, lowering.llvm_function, lowering.function)

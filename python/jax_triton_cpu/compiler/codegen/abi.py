@@ -7,27 +7,13 @@ from .. import ir
 from . import debug, types as T
 
 
-class _BFloat(llvm.Type):
-  """LLVM's bfloat, which llvmlite does not name: bf16 scalars are passed as __bf16, as C does."""
-
-  def _to_string(self):
-    return "bfloat"
-
-  def __eq__(self, other):
-    return isinstance(other, _BFloat)
-
-  def __hash__(self):
-    return hash("bfloat")
-
-
-BFLOAT = _BFloat()
 PROGRAM_ARGS = ("pid_x", "pid_y", "pid_z", "grid_x", "grid_y", "grid_z")
 
 
 def abi_type(triton_type) -> llvm.Type:
-  """How a kernel parameter of this Triton type is passed."""
-  if isinstance(triton_type, ir.ScalarType) and triton_type.name == "bf16":
-    return BFLOAT
+  """How a kernel parameter of this Triton type is passed. bf16 scalars travel as their 16 bits
+  (uint16_t): LLVM's x86 lowering of `bfloat` arguments on CPUs without AVX512-BF16 calls
+  __truncsfbf2, which libgcc before GCC 13 does not have."""
   return T.scalar_type(triton_type)
 
 
@@ -41,12 +27,10 @@ def declare_kernel(module: llvm.Module, function: ir.Function, name: str) -> llv
   return kernel
 
 
-def kernel_params(builder: llvm.IRBuilder, kernel: llvm.Function, function: ir.Function):
-  """The kernel's parameters as the lowering holds them (bf16 as its bits), and the program ids
-  and grid sizes."""
+def kernel_params(kernel: llvm.Function, function: ir.Function):
+  """The kernel's parameters, and the program ids and grid sizes."""
   n = len(function.params)
-  params = [builder.bitcast(a, T.I16) if a.type == BFLOAT else a for a in kernel.args[:n]]
-  return params, tuple(kernel.args[n:n + 3]), tuple(kernel.args[n + 3:])
+  return list(kernel.args[:n]), tuple(kernel.args[n:n + 3]), tuple(kernel.args[n + 3:])
 
 
 def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int, name: str):
