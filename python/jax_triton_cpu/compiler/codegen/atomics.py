@@ -29,12 +29,11 @@ def _masked(lo, mask, element: llvm.Type, emit):
   b = lo.builder
   if mask is None:
     return emit()
-  slot = lo.alloca_builder.alloca(element)
-  slot.type = T.PTR
-  b.store(llvm.Constant(element, 0), slot)
+  slot = lo.slot_of(element)
+  b.store(llvm.Constant(element, 0), slot.pointer)
   with b.if_then(mask):
-    b.store(emit(), slot)
-  return b.load(slot, typ=element)
+    b.store(emit(), slot.pointer)
+  return b.load(slot.pointer, typ=element)
 
 
 def _cas_loop(lo, pointer, element: llvm.Type, update, ordering):

@@ -34,11 +34,6 @@ def status_globals(module: llvm.Module):
   return status, message
 
 
-def _libc(module: llvm.Module, name: str, ret, args, var_arg=False):
-  fn = module.globals.get(name)
-  return fn or llvm.Function(module, llvm.FunctionType(ret, args, var_arg=var_arg), name=name)
-
-
 def _string(lo, text: str):
   data = bytearray(text.encode() + b"\0")
   name = f"str.{len(lo.module.globals)}"
@@ -66,8 +61,8 @@ def _printable(b, value, triton_type, signed: bool, hex_: bool):
 @register(STATEMENT, "tt.print")
 def _print(lo, op):
   b = lo.builder
-  printf = _libc(lo.module, "printf", T.I32, [T.PTR], var_arg=True)
-  fflush = _libc(lo.module, "fflush", T.I32, [T.PTR])
+  printf = T.declare(lo.module, "printf", T.I32, [T.PTR], var_arg=True)
+  fflush = T.declare(lo.module, "fflush", T.I32, [T.PTR])
   prefix = op.attrs.get("prefix", "")
   hex_ = bool(op.attrs.get("hex", False))
   signed_flags = op.attrs.get("isSigned") or []
@@ -96,7 +91,7 @@ def _assert(lo, op):
   b = lo.builder
   condition = op.operands[0]
   status, message = status_globals(lo.module)
-  snprintf = _libc(lo.module, "snprintf", T.I32, [T.PTR, T.I64, T.PTR], var_arg=True)
+  snprintf = T.declare(lo.module, "snprintf", T.I32, [T.PTR, T.I64, T.PTR], var_arg=True)
   where = f" at {op.loc}" if op.loc else ""
   text = op.attrs.get("message", "").replace("%", "%%")
   fmt = _string(lo, f"device assertion failed in kernel '{lo.kernel_name}'{where}: "

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import ir
 from . import types as T
 from .elementwise import convert
-from .lowering import Buffer, Index, Slot
+from .lowering import Buffer, Index
 from .registry import STATEMENT, register
 
 
@@ -62,10 +62,9 @@ def _matmul(lo, a: Buffer, bm: Buffer, c: Buffer, batch, compute: ir.ScalarType)
     slots = []
     for r in rows:
       for col in cols:
-        slot = lo.alloca_builder.alloca(vec)
-        slot.type = T.PTR
-        slots.append(Slot(slot, vec))
-        b.store(b.load(_address(b, c, batch, r, col), typ=vec, align=compute.bits // 8), slot)
+        slots.append(lo.slot_of(vec))
+        b.store(b.load(_address(b, c, batch, r, col), typ=vec, align=compute.bits // 8),
+                slots[-1].pointer)
     with lo.loop(K) as k:
       bs = [b.load(_address(b, bm, batch, k, col), typ=vec, align=compute.bits // 8) for col in cols]
       for i, r in enumerate(rows):

@@ -260,10 +260,8 @@ def _f64_to_bf16(b, x):
 
 
 def _fabs(b, llvm_type):
-  module = b.block.function.module
-  name = f"llvm.fabs.{T.mangle(llvm_type)}"
-  fn = module.globals.get(name)
-  return fn or llvm.Function(module, llvm.FunctionType(llvm_type, [llvm_type]), name=name)
+  return T.declare(b.block.function.module, f"llvm.fabs.{T.mangle(llvm_type)}", llvm_type,
+                   [llvm_type])
 
 
 @register(ELEMENTWISE, "arith.sitofp", "arith.uitofp")

@@ -70,6 +70,4 @@ def from_f32(b: llvm.IRBuilder, x, name: str):
 
 
 def _intrinsic(b, name, ret, args):
-  module = b.block.function.module
-  fn = module.globals.get(name)
-  return fn or llvm.Function(module, llvm.FunctionType(ret, args), name=name)
+  return T.declare(b.block.function.module, name, ret, args)

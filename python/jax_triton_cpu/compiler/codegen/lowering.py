@@ -240,7 +240,10 @@ class FunctionLowering:
   def new_slot(self, type_) -> "Slot | Buffer":
     if ir.is_tensor(type_):
       return self.new_buffer(type_)
-    llvm_type = T.scalar_type(type_)
+    return self.slot_of(T.scalar_type(type_))
+
+  def slot_of(self, llvm_type) -> Slot:
+    """A slot for an LLVM scalar or vector, allocated in the entry block."""
     storage = self.alloca_builder.alloca(llvm_type)
     storage.type = T.PTR
     return Slot(storage, llvm_type)
@@ -256,10 +259,7 @@ class FunctionLowering:
     self.builder.call(fn, [dest, src, T.I64(nbytes), T.I1(0)])
 
   def intrinsic(self, name: str, ret, arg_types) -> llvm.Function:
-    fn = self.module.globals.get(name)
-    if fn is None:
-      fn = llvm.Function(self.module, llvm.FunctionType(ret, arg_types), name=name)
-    return fn
+    return T.declare(self.module, name, ret, arg_types)
 
   def call_intrinsic(self, base: str, args, ret=None, overload=None):
     """Calls llvm.<base>.<mangled overload types>(args)."""

@@ -10,7 +10,7 @@ from llvmlite import ir as llvm
 
 from .. import ir
 from . import types as T
-from .lowering import Index, Slot
+from .lowering import Index
 from .registry import STATEMENT, register
 
 
@@ -21,12 +21,9 @@ def _at(index: Index, axis: int, position):
 
 def _carry(lo, values):
   """Slots holding values across a loop (promoted to registers by LLVM)."""
-  slots = []
-  for v in values:
-    slot = lo.alloca_builder.alloca(v.type)
-    slot.type = T.PTR
-    slots.append(Slot(slot, v.type))
-    lo.builder.store(v, slot)
+  slots = [lo.slot_of(v.type) for v in values]
+  for slot, v in zip(slots, values):
+    lo.builder.store(v, slot.pointer)
   return slots
 
 

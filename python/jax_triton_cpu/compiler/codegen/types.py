@@ -69,6 +69,12 @@ def iota(n: int, scalar: llvm.Type = I32) -> llvm.Constant:
   return llvm.Constant(llvm.VectorType(scalar, n), [llvm.Constant(scalar, i) for i in range(n)])
 
 
+def declare(module: llvm.Module, name: str, ret, args, var_arg: bool = False) -> llvm.Function:
+  """The function `name` of the module (an intrinsic or a C library function), declared once."""
+  fn = module.globals.get(name)
+  return fn or llvm.Function(module, llvm.FunctionType(ret, args, var_arg=var_arg), name=name)
+
+
 def mangle(t: llvm.Type) -> str:
   """The type suffix LLVM intrinsic names use (v8f32, f16, i64, p0, ...)."""
   if isinstance(t, llvm.VectorType):
