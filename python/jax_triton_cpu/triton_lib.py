@@ -323,7 +323,8 @@ def _triton_kernel_call_abstract_eval(*in_avals, out_shapes, **_):
 
 
 # A kernel call is never removed by DCE: it may write to its operands.
-pe.dce_rules[triton_kernel_call_p] = lambda used_outs, eqn: ([True] * len(eqn.invars), eqn)
+# jax 0.12 passes (used_outs, live_ins, eqn), earlier versions (used_outs, eqn).
+pe.dce_rules[triton_kernel_call_p] = lambda used_outs, *rest: ([True] * len(rest[-1].invars), rest[-1])
 
 
 def _triton_kernel_call_discharge_rule(in_avals, out_avals, *args, in_tree, out_shapes,

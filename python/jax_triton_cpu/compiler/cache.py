@@ -10,7 +10,22 @@ import os
 import platform
 import tempfile
 
-CACHE_VERSION = "2"  # bump when the generated code changes meaning for the same input
+
+
+@functools.cache
+def compiler_version() -> str:
+  """A hash of the compiler's own sources: libraries built by another version of the code
+  generator are never served (a derived key, not a number someone must remember to bump)."""
+  root = os.path.dirname(os.path.abspath(__file__))
+  digest = hashlib.sha256()
+  for directory, subdirs, files in sorted(os.walk(root)):
+    subdirs.sort()
+    for name in sorted(f for f in files if f.endswith(".py")):
+      path = os.path.join(directory, name)
+      digest.update(os.path.relpath(path, root).encode() + b"\0")
+      with open(path, "rb") as f:
+        digest.update(f.read() + b"\0")
+  return digest.hexdigest()[:16]
 
 
 def cache_dir() -> str:
@@ -33,7 +48,7 @@ def _cpu_description() -> str:
 
 def kernel_key(source_key: str) -> str:
   """Index key of a kernel source compiled for this CPU (or JAX_TRITON_CPU_TARGET's)."""
-  parts = [CACHE_VERSION, source_key, platform.machine(), _cpu_description(),
+  parts = [compiler_version(), source_key, platform.machine(), _cpu_description(),
            os.environ.get("JAX_TRITON_CPU_TARGET", "")]
   return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
@@ -47,7 +62,7 @@ def load(key: str, kernel_type):
   try:
     with open(_index_path(key)) as f:
       fields = json.load(f)
-    if fields.pop("version") != CACHE_VERSION or not os.path.exists(fields["library_path"]):
+    if fields.pop("version") != compiler_version() or not os.path.exists(fields["library_path"]):
       return None
     texts = fields.pop("texts")
     for name, path in texts.items():
@@ -70,7 +85,7 @@ def store(key: str, kernel) -> None:
       _write_atomically(path, fields[name])
     texts[name] = path
     del fields[name]
-  fields.update(version=CACHE_VERSION, texts=texts)
+  fields.update(version=compiler_version(), texts=texts)
   path = _index_path(key)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   _write_atomically(path, json.dumps(fields))

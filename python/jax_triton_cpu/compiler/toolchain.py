@@ -11,7 +11,7 @@ import tempfile
 import llvmlite
 from llvmlite import binding as llvm
 
-from .cache import CACHE_VERSION, cache_dir
+from .cache import cache_dir, compiler_version
 from .target import Target, _llvm_initialized
 
 def file_hash(path: str) -> str:
@@ -30,7 +30,7 @@ def _optimize(module, target_machine):
 def compile_llvm_ir(llvm_ir: str, target: Target, name: str) -> tuple[str, str]:
   """Returns (path of the .so, its assembly text), compiling only on a cache miss."""
   key = hashlib.sha256("\0".join(
-      [CACHE_VERSION, llvmlite.__version__, target.key, llvm_ir]).encode()).hexdigest()[:32]
+      [compiler_version(), llvmlite.__version__, target.key, llvm_ir]).encode()).hexdigest()[:32]
   entry = os.path.join(cache_dir(), key)
   library = os.path.join(entry, f"lib{name}.so")
   asm_path = os.path.join(entry, f"{name}.s")
