@@ -5,8 +5,8 @@
    the kernel (empty in-memory cache) and a fresh jax.jit, and times `.lower(...).compile()`.
    Baseline: the same for the jax.numpy equivalent (XLA's own compile). The notes split our time
    into the stages of jax_triton_cpu.compiler (timers wrapped around its functions at run time):
-   triton frontend (AST -> TTIR), code generation (TTIR -> LLVM IR) and LLVM + link (the part the
-   disk cache saves).
+   triton frontend (AST -> TTIR), reader (TTIR -> our IR), code generation (our IR -> LLVM IR) and
+   LLVM + link (the part the disk cache saves).
 2. The on-disk cache in a fresh process: a child process (`python compile_time.py --child ...`)
    times its first call (trace, kernel build, XLA compile, run) minus a warm call, once with the
    cache directory a first child filled (hit) and once with an empty one (miss); hit and miss
@@ -30,7 +30,7 @@ if HERE not in sys.path:
   sys.path.insert(0, HERE)
 
 N_ADD = 1 << 20
-STAGES = ("frontend", "codegen", "llvm+link")
+STAGES = ("frontend", "reader", "codegen", "llvm+link")
 MM = 1024
 
 
@@ -104,7 +104,8 @@ class StageTimers:
   def active(self):
     from jax_triton_cpu.compiler import codegen, frontend, pipeline, toolchain
     del codegen, toolchain
-    with self._wrap(frontend, "make_ttir", "frontend"), \
+    with self._wrap(frontend, "make_ttir_texts", "frontend"), \
+        self._wrap(pipeline.reader, "read_ttir", "reader"), \
         self._wrap(pipeline.codegen, "generate", "codegen"), \
         self._wrap(pipeline.toolchain, "compile_llvm_ir", "llvm+link"):
       yield self

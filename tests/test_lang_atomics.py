@@ -311,3 +311,20 @@ def test_tensor_atomics_with_scalar_values_and_one_address():
     assert sorted(old[j::4].tolist()) == list(range(block // 4))
   assert t[4] == block - 1
   assert_equal(t[5:], np.array([9, 9, 9] + [0] * (block - 3), np.int32))
+
+
+@triton.jit
+def load_then_atomic_store_kernel(x_ptr, out_ptr, BLOCK: tl.constexpr):
+  offsets = tl.arange(0, BLOCK)
+  x = tl.load(x_ptr + offsets)
+  tl.atomic_store(x_ptr + offsets, tl.full((BLOCK,), 7, tl.int32))
+  tl.store(out_ptr + offsets, x + 1)
+
+
+@pytest.mark.skipif(not hasattr(tl, "atomic_store"), reason="this triton has no tl.atomic_store")
+def test_a_load_is_not_moved_past_an_atomic_store_to_its_addresses():
+  x = np.arange(16, dtype=np.int32)
+  out = np.zeros_like(x)
+  run(load_then_atomic_store_kernel, {"x_ptr": "*i32", "out_ptr": "*i32"}, [x.copy(), out], (1,),
+      {"BLOCK": 16})
+  np.testing.assert_array_equal(out, np.arange(16) + 1)

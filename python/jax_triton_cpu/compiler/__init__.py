@@ -39,14 +39,14 @@ def launch_threads(kernel: CompiledKernel, num_programs: int, num_cpu_threads: i
 
 
 def compile_ttir(ttir, options: CPUOptions) -> CompiledKernel:
-  """Compiles TTIR text (from frontend.make_ttir), or a frontend.KernelSource (whose TTIR is built
+  """Compiles TTIR text (generic op form, from frontend.make_ttir), or a frontend.KernelSource (whose TTIR is built
   only if the disk cache does not have its library yet), into a kernel library."""
   from . import cache, frontend
   if isinstance(ttir, frontend.KernelSource):
     key = cache.kernel_key(ttir.key)
     kernel = cache.load(key, CompiledKernel)
     if kernel is None:
-      kernel = _compile(ttir.ttir, options)
+      kernel = dataclasses.replace(_compile(ttir.ttir_generic, options), ttir=ttir.ttir)
       cache.store(key, kernel)
     return kernel
   return _compile(ttir, options)

@@ -6,6 +6,7 @@ language hooks (fp8 conversions, module map); nothing GPU-specific survives into
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 from triton.backends.compiler import GPUTarget
@@ -33,7 +34,40 @@ def _frontend_backend_and_options(options: CPUOptions):
 
 def make_ttir(fn, signature: Mapping[str, str], constants: Mapping[Any, Any],
               attrs: Mapping[tuple, Any], options: CPUOptions) -> str:
-  """Returns the optimised TTIR of `fn` (with source locations) as text."""
+  """Returns the optimised TTIR of `fn` (with source locations) as text, in MLIR's generic op
+  form: the form the reader parses without knowing any dialect (see print_generic)."""
+  module, context = _make_module(fn, signature, constants, attrs, options)
+  return print_generic(module, context)
+
+
+def make_ttir_texts(fn, signature, constants, attrs, options) -> tuple[str, str]:
+  """(generic form, custom form) of the optimised TTIR: the compiler reads the first; dumps show
+  the second, which is what triton's own dumps look like."""
+  module, context = _make_module(fn, signature, constants, attrs, options)
+  custom = module.str()  # first: print_generic leaves the module unverifiable
+  return print_generic(module, context), custom
+
+
+# Not dialect-prefixed, so the module fails verification while it carries this attribute.
+_GENERIC_MARKER = "jax_triton_cpu_print_generic"
+
+
+def print_generic(module, context) -> str:
+  """The module in MLIR's generic op form, with locations.
+
+  Triton's bindings only print the custom form, whose syntax is defined op by op by each dialect
+  (so a parser must know every op of the triton version that printed it). MLIR's printer falls
+  back to the generic form, one grammar for all ops, when the module fails verification; a
+  module attribute without a dialect prefix makes it fail (builtin.module's verifier), and is
+  dropped from the text afterwards. The module keeps it: print nothing else from it after this."""
+  module.set_attr(_GENERIC_MARKER, ir.builder(context).get_bool_attr(True))
+  text = module.str()
+  if f'"builtin.module"' not in text:
+    raise RuntimeError("triton printed its IR in the custom form; the reader needs the generic form")
+  return re.sub(rf"{_GENERIC_MARKER} = true(, )?", "", text)
+
+
+def _make_module(fn, signature, constants, attrs, options):
   backend, gpu_options = _frontend_backend_and_options(options)
   context = ir.context()
   ir.load_dialects(context)
@@ -53,7 +87,7 @@ def make_ttir(fn, signature: Mapping[str, str], constants: Mapping[Any, Any],
   passes.common.add_licm(pm)
   passes.common.add_symbol_dce(pm)
   pm.run(module, "make_ttir")
-  return str(module)
+  return module, context
 
 
 class KernelSource:
@@ -64,13 +98,23 @@ class KernelSource:
                attrs: Mapping[tuple, Any], options: CPUOptions):
     self.fn, self.signature, self.constants = fn, dict(signature), dict(constants)
     self.attrs, self.options = dict(attrs), options
-    self._ttir: str | None = None
+    self._texts: tuple[str, str] | None = None
+
+  @property
+  def ttir_generic(self) -> str:
+    """The TTIR the compiler reads (generic op form)."""
+    return self._make_texts()[0]
 
   @property
   def ttir(self) -> str:
-    if self._ttir is None:
-      self._ttir = make_ttir(self.fn, self.signature, self.constants, self.attrs, self.options)
-    return self._ttir
+    """The TTIR as triton prints it (custom op form), for dumps."""
+    return self._make_texts()[1]
+
+  def _make_texts(self) -> tuple[str, str]:
+    if self._texts is None:
+      self._texts = make_ttir_texts(self.fn, self.signature, self.constants, self.attrs,
+                                    self.options)
+    return self._texts
 
   @property
   def key(self) -> str:

@@ -1,5 +1,11 @@
-"""Reader: TTIR text -> our IR, through the MLIR Python bindings that jaxlib ships (with the Triton
-dialect registered)."""
+"""Reader: TTIR in MLIR's generic op form -> our IR.
+
+The text is parsed by the MLIR Python bindings that jaxlib ships, in a context that registers no
+dialect at all: in the generic form every op, attribute and type has one syntax whatever its
+dialect, so the reader depends neither on jaxlib's copy of the Triton dialect (which drops and
+gains ops on its own schedule: jaxlib 0.12 has no tt.cat) nor on the triton version that printed
+the text. Ops the code generator does not know reach it and fail there, by name and source line.
+"""
 from __future__ import annotations
 
 import os
@@ -7,27 +13,15 @@ import re
 
 import numpy as np
 from jaxlib.mlir import ir as mlir
-from jaxlib.triton import dialect as triton_dialect
 
 from . import ir
 
 _LOC_RE = re.compile(r'"([^"]+)":(\d+):(\d+)')
-# TTIR that jaxlib's MLIR cannot parse (dialects it does not register), rewritten before parsing:
-# - cache / eviction hints, which mean nothing on a CPU, are dropped;
-# - tl.debug_barrier's `ttg.barrier`, tl.assume's `llvm.intr.assume` and the atomic loads and
-#   stores become generic ops of an unregistered dialect (jtc.barrier, jtc.assume,
-#   jtc.atomic_load, jtc.atomic_store), which the code generator lowers.
-_CACHE_POLICY_RE = re.compile(r"cachePolicy = #tt\.cache_policy<[^>]*>(, )?")
-_BARRIER_RE = re.compile(r"^(\s*)ttg\.barrier\b[^\n]*?( loc\(.*\))?$", re.MULTILINE)
-_ASSUME_RE = re.compile(r"llvm\.intr\.assume (%[\w.#]+) : i1")
-# Atomic loads and stores (newer than jaxlib's dialect) become jtc.atomic_load / jtc.atomic_store.
-_ATOMIC_LOAD_RE = re.compile(
-    r"(%[\w.#]+) = tt\.atomic_load (\w+), \w+, ([^:\n]+?) : (\([^)\n]*\)) -> ([^\n]+?)( loc\(|$)",
-    re.MULTILINE)
-_ATOMIC_STORE_RE = re.compile(r"tt\.atomic_store (\w+), \w+, ([^:\n]+?) : ([^\n]+?)( loc\(|$)",
-                              re.MULTILINE)
-_POINTER_RE = re.compile(r"!tt\.ptr<([^<>]+)>")
 _TRITON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__import__("triton").__file__)))
+# What the bracket matcher of _properties_as_attributes looks at: whole string literals (which
+# may hold any character), the opening of an op's properties, and brackets.
+_TOKEN_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[)\]] <\{|[{}()\[\]]')
+_OPEN = {"{": "}", "(": ")", "[": "]"}
 
 
 def _location(mlir_loc) -> ir.Location | None:
@@ -55,19 +49,50 @@ def _attribute(attr):
   return str(attr)  # enums and other dialect attributes keep their spelling
 
 
-def _atomic_store(m) -> str:
-  sem, operands, pointer_type, tail = m.groups()
-  value_type = _POINTER_RE.sub(r"\1", pointer_type)
-  types = [pointer_type, value_type, _POINTER_RE.sub("i1", pointer_type)][:operands.count(",") + 1]
-  return f'"jtc.atomic_store"({operands}) {{sem = "{sem}"}} : ({", ".join(types)}) -> (){tail}'
+def _properties_as_attributes(text: str) -> str:
+  """Moves each op's properties (`"op"(...) <{p}> (regions) {attrs}`) into its attribute
+  dictionary (`"op"(...) (regions) {p, attrs}`).
 
-
-def _sanitize(text: str) -> str:
-  text = _ATOMIC_LOAD_RE.sub(r'\1 = "jtc.atomic_load"(\3) {sem = "\2"} : \4 -> \5\6', text)
-  text = _ATOMIC_STORE_RE.sub(_atomic_store, text)
-  text = _CACHE_POLICY_RE.sub("", text).replace(" {}", "")
-  text = _BARRIER_RE.sub(lambda m: f'{m.group(1)}"jtc.barrier"() : () -> (){m.group(2) or ""}', text)
-  return _ASSUME_RE.sub(r'"jtc.assume"(\1) : (i1) -> ()', text)
+  Registered ops keep their inherent attributes in properties; for an unregistered op the parser
+  keeps them too, but the bindings show only the attribute dictionary. In the generic form both
+  are attribute lists of the same syntax, so the move needs no knowledge of the op."""
+  closing: dict[int, int] = {}  # bracket position -> position of its match
+  properties: list[int] = []  # positions of the `{` of each `<{`
+  stack: list[int] = []
+  for m in _TOKEN_RE.finditer(text):
+    token, at = m.group(), m.start()
+    if token[0] == '"':
+      continue
+    if token[0] not in _OPEN:  # `)`, `]`, or one of them followed by ` <{`
+      closing[stack.pop()] = at
+    if token[-1] in _OPEN:
+      stack.append(m.end() - 1)
+      if token.endswith("<{"):
+        properties.append(m.end() - 1)
+  edits = []  # (start, end, replacement), applied in text order
+  for p in properties:
+    end = closing[p]
+    if text[end + 1] != ">":
+      continue  # an opaque attribute spelled #dialect<{...}>, not properties
+    items = text[p + 1:end]
+    edits.append((p - 1, end + 2, ""))
+    after = end + 2
+    while text[after] == " ":
+      after += 1
+    if text[after] == "(":  # the op's regions
+      after = closing[after] + 1
+      while text[after] == " ":
+        after += 1
+    if text[after] == "{":
+      edits.append((after + 1, after + 1, items if text[after + 1] == "}" else items + ", "))
+    else:
+      edits.append((after, after, "{" + items + "} "))
+  pieces, done = [], 0
+  for start, end, replacement in sorted(edits):
+    pieces += [text[done:start], replacement]
+    done = end
+  pieces.append(text[done:])
+  return "".join(pieces)
 
 
 class _Reader:
@@ -131,60 +156,18 @@ def _arg_names(mop) -> list[str]:
   return names
 
 
-_PARSE_ERROR_RE = re.compile(r'"-":(\d+):\d+: (.*)')
-_OP_RE = re.compile(r"custom op '([\w.]+)'|op '([\w.]+)'")
-_LOC_DEF_RE = re.compile(r"^(#loc\d*) = loc\((.*)\)$", re.MULTILINE)
-_LOC_USE_RE = re.compile(r"loc\((#loc\d*)\)\s*$")
-
-
-def _source_line(text: str, line_number: int) -> str | None:
-  """The kernel source position of TTIR line `line_number`, through its #loc alias."""
-  lines = text.splitlines()
-  if not 0 < line_number <= len(lines):
-    return None
-  m = _LOC_USE_RE.search(lines[line_number - 1])
-  if not m:
-    return None
-  definitions = dict(_LOC_DEF_RE.findall(text))
-  alias, seen = m.group(1), set()
-  while alias in definitions and alias not in seen:  # #loc5 = loc("x"(#loc2)) -> #loc2 ...
-    seen.add(alias)
-    body = definitions[alias]
-    frame = _location(f"loc({body})")
-    if frame is not None:
-      return str(frame)
-    inner = re.search(r"(#loc\d*)", body)
-    if not inner:
-      return None
-    alias = inner.group(1)
-  return None
-
-
-def _parse_error_message(error: str, text: str) -> str:
-  """NotImplementedError text naming the op MLIR could not read and the kernel line using it."""
-  m = _PARSE_ERROR_RE.search(error)
-  detail = m.group(2) if m else error
-  op = _OP_RE.search(detail)
-  name = next((g for g in op.groups() if g), None) if op else None
-  where = _source_line(text, int(m.group(1))) if m else None
-  what = f"Triton op '{name}'" if name else "an op or attribute of this kernel's Triton IR"
-  kernel = re.search(r"tt\.func public @([\w$]+)", text)
-  context = ", ".join(([f"in kernel '{kernel.group(1)}'"] if kernel else []) +
-                      ([f"at {where}"] if where else []))
-  return f"{what} is not supported by the CPU backend ({context}): {detail}"
-
-
 def read_ttir(text: str) -> ir.Module:
-  """Parses TTIR text (as printed by upstream triton) into our IR."""
+  """Parses TTIR in MLIR's generic op form (frontend.make_ttir) into our IR."""
+  if '"builtin.module"' not in text:
+    raise ValueError("the reader takes TTIR in MLIR's generic op form (as frontend.make_ttir "
+                     "prints it), not the custom form")
   context = mlir.Context()
-  context.allow_unregistered_dialects = True  # for the jtc.* ops of _sanitize
-  triton_dialect.register_dialect(context)
+  context.allow_unregistered_dialects = True  # every dialect: none is registered
   with context:
-    sanitized = _sanitize(text)
     try:
-      module = mlir.Module.parse(sanitized)
+      module = mlir.Module.parse(_properties_as_attributes(text))
     except mlir.MLIRError as e:
-      raise NotImplementedError(_parse_error_message(str(e), sanitized)) from None
+      raise ValueError(f"unreadable Triton IR: {e}") from None
     reader = _Reader()
     functions = {}
     for mop in module.body.operations:

@@ -129,8 +129,8 @@ def _atomic_cas(lo, op):
   _atomic(lo, op, lambda p, c, v: _cas(lo, op, p, c, v, t))
 
 
-_SEMANTICS = {"relaxed": "monotonic", "acquire": "acquire", "release": "release",
-              "acq_rel": "seq_cst"}  # (an atomic load or store has no acq_rel ordering)
+# Triton's MemSemantic -> the ordering of an atomic load or store (which has no acq_rel ordering)
+_SEMANTICS = {1: "monotonic", 2: "acquire", 3: "release", 4: "seq_cst"}
 
 
 def _element_access(lo, op, value_type, access):
@@ -150,20 +150,20 @@ def _element_access(lo, op, value_type, access):
   return out
 
 
-@register(STATEMENT, "jtc.atomic_load")
+@register(STATEMENT, "tt.atomic_load")
 def _atomic_load(lo, op):
   value_type = ir.element_type(op.result.type)
   element = T.memory_type(value_type)
-  ordering = _SEMANTICS[op.attrs.get("sem", "acquire")]
+  ordering = _SEMANTICS[op.attrs.get("sem", 2)]
   lo.env[op.result] = _element_access(
       lo, op, value_type,
       lambda p: lo.builder.load_atomic(p, ordering, align=_int_type(element).width // 8, typ=element))
 
 
-@register(STATEMENT, "jtc.atomic_store")
+@register(STATEMENT, "tt.atomic_store")
 def _atomic_store(lo, op):
   value_type = ir.element_type(op.operands[1].type)
-  ordering = _SEMANTICS[op.attrs.get("sem", "release")]
+  ordering = _SEMANTICS[op.attrs.get("sem", 3)]
   width = _int_type(T.memory_type(value_type)).width // 8
 
   def store(p, v):

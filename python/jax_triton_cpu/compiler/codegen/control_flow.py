@@ -184,12 +184,12 @@ def _return(lo, op):
   lo.builder.ret_void()
 
 
-@register(STATEMENT, "jtc.barrier", "gpu.barrier")
+@register(STATEMENT, "ttg.barrier", "gpu.barrier")
 def _barrier(lo, op):
   pass  # tl.debug_barrier: one program runs on one thread, so it has nothing to wait for
 
 
-@register(STATEMENT, "jtc.assume")
+@register(STATEMENT, "llvm.intr.assume")
 def _assume(lo, op):
   """tl.assume: a fact LLVM may use (a non-negative program id, a positive stride, ...)."""
   lo.call_intrinsic("assume", [lo.scalar(op.operands[0])], ret=llvm.VoidType(), overload=[])

@@ -27,7 +27,7 @@ CHEAP_OPS = frozenset({
 })
 
 SIDE_EFFECT_OPS = frozenset({
-    "tt.store", "tt.atomic_rmw", "tt.atomic_cas", "tt.call", "tt.print", "tt.assert",
+    "tt.store", "tt.atomic_rmw", "tt.atomic_cas", "tt.atomic_store", "tt.call", "tt.print", "tt.assert",
     "tt.descriptor_store", "tt.descriptor_reduce", "tt.descriptor_scatter",
 })
 
