@@ -169,6 +169,8 @@ def fresh(kernel):
 # ------------------------------------------------------------------------------------------------
 
 _FUNC_RE = re.compile(r"tt\.func public @(\w+)\((.*)\) attributes")
+_GENERIC_FUNC_RE = re.compile(r'"tt\.func"\(\) <\{function_type = \((.*?)\) -> \(\), '
+                              r'sym_name = "(\w+)", sym_visibility = "public"')
 _PARAM_RE = re.compile(r"%[\w.]+: (!tt\.ptr<[^>]+>|[a-z0-9]+)")
 
 
@@ -176,9 +178,12 @@ def _fake_compile_ttir(ttir, options):
   """Stands in for the compiler's back end: a CompiledKernel that names a library never built."""
   ttir = ttir if isinstance(ttir, str) else ttir.ttir  # a frontend.KernelSource
   m = _FUNC_RE.search(ttir)
-  assert m, ttir
-  name = m.group(1)
-  param_types = tuple(_PARAM_RE.findall(m.group(2)))
+  if m:
+    name, param_types = m.group(1), tuple(_PARAM_RE.findall(m.group(2)))
+  else:  # the generic op form
+    m = _GENERIC_FUNC_RE.search(ttir)
+    assert m, ttir
+    name, param_types = m.group(2), tuple(t.strip() for t in m.group(1).split(","))
   digest = hashlib.sha256((ttir + repr(options)).encode()).hexdigest()
   return compiler.CompiledKernel(
       name=name, library_path=f"/fake/lib{name}_{digest[:12]}.so", library_hash=digest,
@@ -643,7 +648,7 @@ def test_scalar_bits_in_lowering(fake_compiler, x64):
   # (True would be specialised away: like jax-triton, any top-level scalar == 1 is a constexpr.)
   values = [False, -5, 2**31 + 3, -(2**40), 2**63 + 5, 3.5, 1e300, np.float16(1.5), np.int8(-3)]
   out = jax.ShapeDtypeStruct((1,), jnp.float32)
-  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+  with mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir:
     # out_ptr (declared first) is filled by the output; the scalars are given by keyword.
     line = _lowered_call(lambda: jt.triton_call(kernel=k, out_type=out, grid=1,
                                                 **dict(zip("abcdefghi", values))))
@@ -665,7 +670,7 @@ def test_scalar_equal_to_1_specialization(fake_compiler):
   k = fresh(scaled_copy_kernel)
   x = jnp.arange(8, dtype=jnp.float32)
   call = lambda s: (lambda x: jt.triton_call(s, x, kernel=k, out_type=x, grid=(8,)))
-  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+  with mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir:
     line = _lowered_call(call(1), x)
     assert make_ttir.call_args.args[1]["scale"] == "constexpr"
     assert make_ttir.call_args.args[2] == {"scale": 1}
@@ -750,7 +755,7 @@ def test_callable_constexpr_and_cache(fake_compiler):
 
 def test_constexpr_before_operand(fake_compiler):
   k = fresh(constexpr_first_kernel)
-  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+  with mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir:
     line = _lowered_call(lambda x, y: jt.triton_call(x, y_ptr=y, n_elements=8, kernel=k,
                                                      out_type=x, grid=1, BLOCK_SIZE=8), X8, Y8)
   assert _int_array_attr(line, "arg_map") == [0, 1, -1, 2]
@@ -768,7 +773,7 @@ def test_constexpr_before_operand(fake_compiler):
 
 def test_tuple_params(fake_compiler):
   k = fresh(tuple_kernel)
-  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+  with mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir:
     line = _lowered_call(lambda x, y: jt.triton_call(x, (y, 2.5), 8, kernel=k, out_type=x,
                                                      grid=1, BLOCK_SIZE=8), X8, Y8)
   signature, constants, attrs = make_ttir.call_args.args[1:4]
@@ -781,7 +786,7 @@ def test_tuple_params(fake_compiler):
 
 def test_scalar_equal_to_1_in_tuple_is_not_constexpr(fake_compiler):
   k = fresh(tuple_kernel)
-  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+  with mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir:
     line = _lowered_call(lambda x, y: jt.triton_call(x, (y, 1), 1, kernel=k, out_type=x,
                                                      grid=1, BLOCK_SIZE=8), X8, Y8)
   signature, constants = make_ttir.call_args.args[1:3]
@@ -794,7 +799,7 @@ def test_scalar_equal_to_1_in_tuple_is_not_constexpr(fake_compiler):
 
 def test_nested_tuple_params(fake_compiler):
   k = fresh(nested_tuple_kernel)
-  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+  with mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir:
     line = _lowered_call(lambda a, b, c: jt.triton_call(((a, b), c), kernel=k, out_type=a,
                                                         grid=1, BLOCK_SIZE=8), X8, Y8, X8)
   assert make_ttir.call_args.args[1]["abc"] == (("*fp32", "*fp32"), "*fp32")
