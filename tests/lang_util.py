@@ -46,6 +46,18 @@ def compiled(kernel, signature: dict, constants: dict | None = None, **options):
   return _CACHE[key]
 
 
+def frontend_accepts(kernel, signature: dict, constants: dict | None = None) -> bool:
+  """Whether this triton's frontend builds `kernel`: for language features that differ between
+  the triton versions we support."""
+  from triton.compiler.errors import CompilationError
+  from jax_triton_cpu.compiler import CPUOptions, frontend
+  try:
+    frontend.make_ttir(kernel, signature, constants or {}, {}, CPUOptions())
+    return True
+  except CompilationError:
+    return False
+
+
 def run(kernel, signature: dict, args, grid, constants: dict | None = None, **options):
   """Compiles (memoised) and runs every program of `grid`; asserts status 0."""
   c = compiled(kernel, signature, constants, **options)

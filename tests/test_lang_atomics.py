@@ -328,3 +328,16 @@ def test_a_load_is_not_moved_past_an_atomic_store_to_its_addresses():
   run(load_then_atomic_store_kernel, {"x_ptr": "*i32", "out_ptr": "*i32"}, [x.copy(), out], (1,),
       {"BLOCK": 16})
   np.testing.assert_array_equal(out, np.arange(16) + 1)
+
+
+@triton.jit
+def atomic_load_store_kernel(flag_ptr):
+  flag = tl.atomic_load(flag_ptr)
+  tl.atomic_store(flag_ptr + 1, flag + 1)
+
+
+@pytest.mark.skipif(not hasattr(tl, "atomic_load"), reason="this triton has no tl.atomic_load")
+def test_atomic_load_and_store_of_scalars():
+  flags = np.array([5, 0], np.int32)
+  run(atomic_load_store_kernel, {"flag_ptr": "*i32"}, [flags], (1,))
+  np.testing.assert_array_equal(flags, [5, 6])

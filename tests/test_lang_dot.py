@@ -28,7 +28,8 @@ def dot_kernel(a_ptr, b_ptr, c_ptr, acc_ptr, M: tl.constexpr, N: tl.constexpr, K
     b = tl.load(b_ptr + rk[:, None] * N + rn[None, :])
   if USE_ACC:
     acc = tl.load(acc_ptr + rm[:, None] * N + rn[None, :])
-    c = tl.dot(a, b, acc=acc, input_precision=PREC)
+    # (out_dtype: triton 3.6 requires it to be the accumulator's type; 3.9 infers it)
+    c = tl.dot(a, b, acc=acc, input_precision=PREC, out_dtype=acc.dtype)
   elif OUT is not None:
     c = tl.dot(a, b, out_dtype=OUT)
   else:

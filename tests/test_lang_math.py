@@ -12,6 +12,7 @@ Accuracy is measured in ulps of the result dtype against the float64 reference (
     <= 1 ulp of the narrow type,
   * softmax: rtol 1e-5 (fp32) / 1e-12 (fp64), a sum of exps of 50 terms.
 """
+import inspect
 import math
 
 import numpy as np
@@ -440,13 +441,19 @@ def test_math_on_scalars(dtype):
 
 @triton.jit
 def softmax_kernel(x_ptr, out_ptr, R, C, DIM: tl.constexpr, IEEE: tl.constexpr,
-                   BR: tl.constexpr, BC: tl.constexpr):
+                   BR: tl.constexpr, BC: tl.constexpr, KEEP: tl.constexpr):
   r = tl.arange(0, BR)[:, None]
   c = tl.arange(0, BC)[None, :]
   mask = (r < R) & (c < C)
   x = tl.load(x_ptr + r * C + c, mask=mask, other=-float("inf"))
-  y = tl.softmax(x, dim=DIM, ieee_rounding=IEEE)
+  y = tl.softmax(x, dim=DIM, keep_dims=KEEP, ieee_rounding=IEEE)
   tl.store(out_ptr + r * C + c, y, mask=mask)
+
+
+# triton 3.6's softmax broadcasts its row maximum only with keep_dims=True; later versions
+# deprecate the argument (its default None keeps the shape).
+_KEEP_DIMS = None if inspect.signature(tl.softmax.fn).parameters["keep_dims"].default is None \
+    else True
 
 
 def _softmax(x, axis):
@@ -461,7 +468,7 @@ def test_softmax(dim, ieee, dtype):
   x = (np.random.default_rng(dim).standard_normal((R, C)) * 4).astype(NP[dtype])
   out = np.zeros_like(x)
   run(softmax_kernel, {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "R": "i32", "C": "i32"},
-      [x, out, R, C], (1,), {"DIM": dim, "IEEE": ieee, "BR": 8, "BC": 64})
+      [x, out, R, C], (1,), {"DIM": dim, "IEEE": ieee, "BR": 8, "BC": 64, "KEEP": _KEEP_DIMS})
   np.testing.assert_allclose(out, _softmax(x.astype(np.float64), dim),
                              rtol=1e-5 if dtype == "fp32" else 1e-12, atol=0)
 

@@ -1,12 +1,24 @@
 """Shape and data-movement ops: reshape (also can_reorder, view), trans / permute up to 4-D, join,
 split, interleave, cat, broadcast_to, expand_dims, flip, tl.sort / topk, tl.gather, tl.histogram
 (with a mask), tl.where with broadcasts; against numpy, for several element sizes."""
+import inspect
+
 import numpy as np
 import pytest
 import triton
 import triton.language as tl
 
-from lang_util import NP, assert_equal, is_float, run
+from lang_util import NP, assert_equal, frontend_accepts, is_float, run
+
+
+@triton.jit
+def _flip_without_dim(x_ptr):
+  tl.store(x_ptr + tl.arange(0, 4), tl.flip(tl.load(x_ptr + tl.arange(0, 4))))
+
+
+# Frontend features that differ between the triton versions we support (3.6 lacks them)
+CAT_HAS_DIM = "dim" in inspect.signature(tl.cat).parameters
+FLIP_HAS_DEFAULT_DIM = frontend_accepts(_flip_without_dim, {"x_ptr": "*i32"})
 
 DTYPES = ["fp32", "i8", "bf16", "i64"]
 
@@ -176,19 +188,20 @@ def test_join_split_interleave(dtype):
 
 
 @triton.jit
-def cat_kernel(a_ptr, b_ptr, out_ptr):
-  r = tl.arange(0, 4)[:, None]
-  c = tl.arange(0, 8)[None, :]
-  a = tl.load(a_ptr + r * 8 + c)
-  b = tl.load(b_ptr + r * 8 + c)
-  c0 = tl.cat(a, b, dim=0)                              # (8, 8)
-  tl.store(out_ptr + tl.arange(0, 8)[:, None] * 8 + tl.arange(0, 8)[None, :], c0)
-  c1 = tl.cat(a, b, dim=1)                              # (4, 16)
-  tl.store(out_ptr + 64 + tl.arange(0, 4)[:, None] * 16 + tl.arange(0, 16)[None, :], c1)
+def cat_kernel(a_ptr, b_ptr, out_ptr, DETERMINISTIC: tl.constexpr):
   a1 = tl.load(a_ptr + tl.arange(0, 16))
   b1 = tl.load(b_ptr + tl.arange(0, 16))
-  tl.store(out_ptr + 128 + tl.arange(0, 32), tl.cat(a1, b1))
   tl.store(out_ptr + 160 + tl.arange(0, 32), tl.cat(a1, b1, can_reorder=True))
+  if DETERMINISTIC:  # (triton 3.6's tl.cat has no dim and may always reorder)
+    tl.store(out_ptr + 128 + tl.arange(0, 32), tl.cat(a1, b1))
+    r = tl.arange(0, 4)[:, None]
+    c = tl.arange(0, 8)[None, :]
+    a = tl.load(a_ptr + r * 8 + c)
+    b = tl.load(b_ptr + r * 8 + c)
+    c0 = tl.cat(a, b, dim=0)                              # (8, 8)
+    tl.store(out_ptr + tl.arange(0, 8)[:, None] * 8 + tl.arange(0, 8)[None, :], c0)
+    c1 = tl.cat(a, b, dim=1)                              # (4, 16)
+    tl.store(out_ptr + 64 + tl.arange(0, 4)[:, None] * 16 + tl.arange(0, 16)[None, :], c1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -197,10 +210,11 @@ def test_cat(dtype):
   a, b = _data((4, 8), dtype, rng), _data((4, 8), dtype, rng)
   out = np.zeros(192, NP[dtype])
   run(cat_kernel, {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "out_ptr": f"*{dtype}"},
-      [a, b, out], (1,))
-  assert_equal(out[:64], np.concatenate([a, b], 0).ravel(), "cat dim=0")
-  assert_equal(out[64:128], np.concatenate([a, b], 1).ravel(), "cat dim=1")
-  assert_equal(out[128:160], np.concatenate([a.ravel()[:16], b.ravel()[:16]]), "cat 1-D")
+      [a, b, out], (1,), {"DETERMINISTIC": CAT_HAS_DIM})
+  if CAT_HAS_DIM:
+    assert_equal(out[:64], np.concatenate([a, b], 0).ravel(), "cat dim=0")
+    assert_equal(out[64:128], np.concatenate([a, b], 1).ravel(), "cat dim=1")
+    assert_equal(out[128:160], np.concatenate([a.ravel()[:16], b.ravel()[:16]]), "cat 1-D")
   assert_equal(np.sort(out[160:192].astype(np.float64)),
                np.sort(np.concatenate([a.ravel()[:16], b.ravel()[:16]]).astype(np.float64)),
                "cat(can_reorder=True): same elements")
@@ -249,15 +263,19 @@ def test_broadcast_to_expand_dims_and_where(dtype):
 # ---- flip ---------------------------------------------------------------------------------------
 
 @triton.jit
-def flip_kernel(x_ptr, out_ptr):
+def flip_kernel(x_ptr, out_ptr, DEFAULT_DIM: tl.constexpr):
   x1 = tl.load(x_ptr + tl.arange(0, 16))
-  tl.store(out_ptr + tl.arange(0, 16), tl.flip(x1))
   r = tl.arange(0, 4)[:, None]
   c = tl.arange(0, 8)[None, :]
   x2 = tl.load(x_ptr + r * 8 + c)
+  if DEFAULT_DIM:  # (triton 3.6's tl.flip needs dim)
+    tl.store(out_ptr + tl.arange(0, 16), tl.flip(x1))
+    tl.store(out_ptr + 80 + r * 8 + c, tl.flip(x2))       # default: the last dim
+  else:
+    tl.store(out_ptr + tl.arange(0, 16), tl.flip(x1, 0))
+    tl.store(out_ptr + 80 + r * 8 + c, tl.flip(x2, 1))
   tl.store(out_ptr + 16 + r * 8 + c, tl.flip(x2, 0))
   tl.store(out_ptr + 48 + r * 8 + c, tl.flip(x2, 1))
-  tl.store(out_ptr + 80 + r * 8 + c, tl.flip(x2))       # default: the last dim
   x3 = tl.load(x_ptr + _offs3(2, 4, 4))
   tl.store(out_ptr + 112 + _offs3(2, 4, 4), tl.flip(x3, 1))
 
@@ -266,7 +284,8 @@ def flip_kernel(x_ptr, out_ptr):
 def test_flip(dtype):
   x = _data(32, dtype, np.random.default_rng(6))
   out = np.zeros(144, NP[dtype])
-  run(flip_kernel, {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}"}, [x, out], (1,))
+  run(flip_kernel, {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}"}, [x, out], (1,),
+      {"DEFAULT_DIM": FLIP_HAS_DEFAULT_DIM})
   assert_equal(out[:16], x[:16][::-1], "flip 1-D")
   x2 = x.reshape(4, 8)
   assert_equal(out[16:48], x2[::-1].ravel(), "flip dim 0")

@@ -44,6 +44,8 @@ def _attribute(attr):
     return np.array(attr)
   if isinstance(attr, mlir.ArrayAttr):
     return [_attribute(a) for a in attr]
+  if isinstance(attr, mlir.FlatSymbolRefAttr):
+    return "@" + attr.value  # unquoted: a symbol may be printed @"name(1,)c..."
   if isinstance(attr, mlir.DictAttr):
     return {attr[i].name: _attribute(attr[i].attr) for i in range(len(attr))}
   return str(attr)  # enums and other dialect attributes keep their spelling
