@@ -2,13 +2,16 @@
 source and specialisation to its compiled library, so a fresh process skips compiling."""
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import hashlib
 import json
 import os
 import platform
+import shutil
 import tempfile
+import warnings
 
 
 
@@ -28,11 +31,79 @@ def compiler_version() -> str:
   return digest.hexdigest()[:16]
 
 
+_fallback_dirs: dict[str, str] = {}  # unusable cache directory -> this process's stand-in
+
+
 def cache_dir() -> str:
+  """JAX_TRITON_CPU_CACHE_DIR, else ~/.cache/jax_triton_cpu; if that cannot be written (a
+  read-only home, a path that is a file), a temporary directory of this process, with one
+  warning."""
   path = os.environ.get("JAX_TRITON_CPU_CACHE_DIR") or os.path.join(
       os.path.expanduser("~"), ".cache", "jax_triton_cpu")
-  os.makedirs(path, exist_ok=True)
+  if path in _fallback_dirs:
+    return _fallback_dirs[path]
+  try:
+    os.makedirs(path, exist_ok=True)
+    if not os.access(path, os.W_OK | os.X_OK):
+      raise PermissionError(f"{path} is not writable")
+  except OSError as e:
+    fallback = tempfile.mkdtemp(prefix="jax_triton_cpu_cache_")
+    atexit.register(shutil.rmtree, fallback, True)
+    warnings.warn(f"jax_triton_cpu: cannot use the kernel cache directory {path} ({e}); "
+                  f"compiled kernels go to {fallback} for this process only. Set "
+                  f"JAX_TRITON_CPU_CACHE_DIR to a writable directory to keep them.", stacklevel=2)
+    _fallback_dirs[path] = fallback
+    return fallback
+  _remove_abandoned_scratch(path)
   return path
+
+
+def scratch_dir(directory: str) -> str:
+  """A new scratch directory in `directory`, named after this process: one left behind by a
+  killed process is removed by the next process that uses the cache."""
+  return tempfile.mkdtemp(prefix=f".scratch-{os.getpid()}-", dir=directory)
+
+
+_swept: set[str] = set()
+
+
+def _remove_abandoned_scratch(directory: str) -> None:
+  if directory in _swept:
+    return
+  _swept.add(directory)
+  for name in os.listdir(directory):
+    parts = name.split("-")
+    if name.startswith(".scratch-") and len(parts) > 2 and parts[1].isdigit() and \
+        not _process_exists(int(parts[1])):
+      shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def file_hash(path: str) -> str:
+  with open(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+def verified(library: str, expected_hash: str) -> bool:
+  """Whether `library` is the file that was built: a truncated, overwritten or swapped library
+  must be rebuilt, never loaded (loading it can crash the process)."""
+  try:
+    ok = file_hash(library) == expected_hash
+  except OSError:
+    return False
+  if not ok:
+    warnings.warn(f"jax_triton_cpu: the cached kernel library {library} is corrupt (its content "
+                  "hash changed since it was built); rebuilding it.", stacklevel=3)
+  return ok
 
 
 @functools.cache
@@ -62,7 +133,8 @@ def load(key: str, kernel_type):
   try:
     with open(_index_path(key)) as f:
       fields = json.load(f)
-    if fields.pop("version") != compiler_version() or not os.path.exists(fields["library_path"]):
+    if fields.pop("version") != compiler_version() or \
+        not verified(fields["library_path"], fields["library_hash"]):
       return None
     texts = fields.pop("texts")
     for name, path in texts.items():

@@ -7,6 +7,7 @@ language hooks (fp8 conversions, module map); nothing GPU-specific survives into
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, Mapping
 
 from triton.backends.compiler import GPUTarget
@@ -67,7 +68,17 @@ def print_generic(module, context) -> str:
   return re.sub(rf"{_GENERIC_MARKER} = true(, )?", "", text)
 
 
+# triton's frontend is not safe to run from several threads at once (seen: "SystemError: AST
+# constructor recursion depth mismatch" from ast.parse with 8 threads compiling 8 kernels).
+_FRONTEND_LOCK = threading.RLock()
+
+
 def _make_module(fn, signature, constants, attrs, options):
+  with _FRONTEND_LOCK:
+    return _make_module_unlocked(fn, signature, constants, attrs, options)
+
+
+def _make_module_unlocked(fn, signature, constants, attrs, options):
   backend, gpu_options = _frontend_backend_and_options(options)
   context = ir.context()
   ir.load_dialects(context)
@@ -122,7 +133,9 @@ class KernelSource:
     (triton's cache_key), the specialisation, the options and the triton version."""
     import hashlib
     import triton
-    parts = [triton.__version__, self.fn.cache_key, _stable(self.signature),
+    with _FRONTEND_LOCK:  # (cache_key parses the kernel's source: ast.parse, as below)
+      source_key = self.fn.cache_key
+    parts = [triton.__version__, source_key, _stable(self.signature),
              _stable(self.constants), _stable(self.attrs), repr(self.options)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 

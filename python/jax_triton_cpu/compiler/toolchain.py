@@ -6,17 +6,12 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 
 import llvmlite
 from llvmlite import binding as llvm
 
-from .cache import cache_dir, compiler_version
+from .cache import cache_dir, compiler_version, file_hash, scratch_dir, verified
 from .target import Target, _llvm_initialized
-
-def file_hash(path: str) -> str:
-  with open(path, "rb") as f:
-    return hashlib.sha256(f.read()).hexdigest()
 
 
 def _optimize(module, target_machine):
@@ -34,9 +29,24 @@ def compile_llvm_ir(llvm_ir: str, target: Target, name: str) -> tuple[str, str]:
   entry = os.path.join(cache_dir(), key)
   library = os.path.join(entry, f"lib{name}.so")
   asm_path = os.path.join(entry, f"{name}.s")
-  if os.path.exists(library):
-    with open(asm_path) as f:
-      return library, f.read()
+  hash_path = library + ".sha256"  # the library's hash when it was built
+  try:
+    with open(hash_path) as f:
+      built_hash = f.read()
+    if verified(library, built_hash):
+      with open(asm_path) as f:
+        return library, f.read()
+  except OSError:
+    pass
+  # Missing, partial or corrupt: set aside, rebuilt below (renamed first, so that a process that
+  # has it loaded keeps its file).
+  if os.path.exists(entry):
+    stale = scratch_dir(cache_dir())
+    try:
+      os.rename(entry, os.path.join(stale, "stale"))
+    except OSError:
+      pass
+    shutil.rmtree(stale, ignore_errors=True)
 
   _llvm_initialized()
   module = llvm.parse_assembly(llvm_ir)
@@ -50,7 +60,7 @@ def compile_llvm_ir(llvm_ir: str, target: Target, name: str) -> tuple[str, str]:
   obj = machine.emit_object(module)
 
   # Build in a scratch directory, then rename: concurrent compiles of one kernel never see half a file.
-  scratch = tempfile.mkdtemp(prefix=key, dir=cache_dir())
+  scratch = scratch_dir(cache_dir())
   try:
     obj_path = os.path.join(scratch, f"{name}.o")
     with open(obj_path, "wb") as f:
@@ -58,8 +68,11 @@ def compile_llvm_ir(llvm_ir: str, target: Target, name: str) -> tuple[str, str]:
     with open(os.path.join(scratch, f"{name}.s"), "w") as f:
       f.write(asm)
     cc = os.environ.get("CC", "cc")
-    subprocess.run([cc, "-shared", "-o", os.path.join(scratch, f"lib{name}.so"), obj_path, "-lm"],
+    built = os.path.join(scratch, f"lib{name}.so")
+    subprocess.run([cc, "-shared", "-o", built, obj_path, "-lm"],
                    check=True, capture_output=True, text=True)
+    with open(built + ".sha256", "w") as f:
+      f.write(file_hash(built))
     try:
       os.rename(scratch, entry)
     except OSError:  # another process won the race; its library is identical
