@@ -24,6 +24,7 @@ namespace {
 struct LaunchConfig {
   KernelLaunchFn launch = nullptr;
   KernelMessageFn message = nullptr;  // optional: describes a failed program
+  KernelCode code;                    // where a fault is the kernel's
   Grid grid;
   int32_t num_threads = 0;
   std::vector<int64_t> arg_map;         // b >= 0: buffer b; -(k+1): scalar k
@@ -147,6 +148,13 @@ ffi::Error LoadKernel(std::string_view library, std::string_view hash,
           .empty()) {
     config->message = reinterpret_cast<KernelMessageFn>(message);
   }
+  void* program = nullptr;
+  if (!LibraryCache::FindSymbol(handle, library, std::string(symbol) + "_program",
+                                &program)
+           .empty()) {
+    program = nullptr;
+  }
+  config->code = CodeOf(address, reinterpret_cast<KernelProgramFn>(program));
   return ffi::Error::Success();
 }
 
@@ -258,7 +266,12 @@ ffi::Error RunConfig(const KernelState& state, const LaunchConfig& config,
   }
   std::string message;
   int32_t status = LaunchGrid(config.launch, params, config.grid,
-                              config.num_threads, config.message, &message);
+                              config.num_threads, config.message, &message,
+                              &config.code);
+  if (status == kFaultStatus) {
+    return ffi::Error::Internal("kernel " + state.kernel_name + " faulted: " +
+                                message);
+  }
   if (status != 0) {
     return ffi::Error::Internal(
         !message.empty() ? message

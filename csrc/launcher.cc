@@ -54,6 +54,21 @@ std::string MakeGrid(const int64_t* dims, size_t size, Grid* grid) {
   return "";
 }
 
+// "program (x, y, z)" of the program that faulted, or the chunk it lay in.
+static std::string DescribePrograms(const Grid& grid, const KernelCode* code,
+                             uint64_t first, uint64_t last) {
+  auto coordinates = [&](uint64_t i) {
+    return "(" + std::to_string(i % grid.x) + ", " +
+           std::to_string(i / grid.x % grid.y) + ", " +
+           std::to_string(i / grid.x / grid.y) + ")";
+  };
+  if (code != nullptr && code->program != nullptr) {
+    return "program " + coordinates(code->program());
+  }
+  return "one of the programs " + coordinates(first) + " to " +
+         coordinates(last - 1);
+}
+
 int ThreadBudget(int num_threads, int in_flight) {
   int threads = num_threads > 0 ? num_threads : omp_get_num_procs();
   return std::max(1, threads / std::max(1, in_flight));
@@ -61,23 +76,38 @@ int ThreadBudget(int num_threads, int in_flight) {
 
 int32_t LaunchGrid(KernelLaunchFn launch, void* const* args, const Grid& grid,
                    int num_threads, KernelMessageFn message_fn,
-                   std::string* message) {
-  // Called by the thread whose trampoline failed: the message is thread-local.
-  auto describe = [&](int32_t s) {
-    if (s != 0 && message_fn != nullptr && message != nullptr) {
+                   std::string* message, const KernelCode* code) {
+  const KernelCode unguarded;
+  auto run = [&](uint64_t first, uint64_t last, Fault* fault) {
+    return GuardedLaunch(code != nullptr ? *code : unguarded, launch, args, first,
+                         last, grid.x, grid.y, grid.z, fault);
+  };
+  // Called by the thread whose trampoline failed: the message and the current
+  // program are thread-local.
+  auto describe = [&](int32_t s, uint64_t first, uint64_t last,
+                      const Fault& fault) {
+    if (s == kFaultStatus && message != nullptr) {
+      *message = DescribeFault(fault) + " in " +
+                 DescribePrograms(grid, code, first, last) +
+                 "; the launch was stopped. An out-of-bounds load or store (a "
+                 "missing mask, a wrong offset, stride or grid) is the usual "
+                 "cause.";
+    } else if (s != 0 && message_fn != nullptr && message != nullptr) {
       const char* text = message_fn();
       *message = text != nullptr ? text : "";
     }
     return s;
   };
   const uint64_t n = grid.num_programs;
-  if (n <= 1) return describe(launch(args, 0, n, grid.x, grid.y, grid.z));
+  auto serial = [&] {
+    Fault fault;
+    return describe(run(0, n, &fault), 0, n, fault);
+  };
+  if (n <= 1) return serial();
 
   InFlight in_flight;
   const int budget = ThreadBudget(num_threads, in_flight.count());
-  if (budget == 1) {
-    return describe(launch(args, 0, n, grid.x, grid.y, grid.z));
-  }
+  if (budget == 1) return serial();
 
   std::atomic<int32_t> status{0};
   // Threads claim chunks from a shared counter rather than taking a fixed
@@ -93,10 +123,13 @@ int32_t LaunchGrid(KernelLaunchFn launch, void* const* args, const Grid& grid,
     for (uint64_t first = next.fetch_add(chunk); first < n && status.load() == 0;
          first = next.fetch_add(chunk)) {
       const uint64_t last = std::min(n, first + chunk);
-      int32_t s = launch(args, first, last, grid.x, grid.y, grid.z);
+      Fault fault;
+      int32_t s = run(first, last, &fault);
       if (s != 0) {
         int32_t expected = 0;
-        if (status.compare_exchange_strong(expected, s)) describe(s);
+        if (status.compare_exchange_strong(expected, s)) {
+          describe(s, first, last, fault);
+        }
       }
     }
   }

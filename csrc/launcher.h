@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "fault_guard.h"
 #include "kernel_abi.h"
 
 namespace jtc {
@@ -29,11 +30,14 @@ int ThreadBudget(int num_threads, int in_flight);
 // Returns 0, or the first non-zero status a trampoline returned; then, if
 // `message_fn` and `message` are given, *message is the failing thread's
 // description of the failure.
+// With `code`, a fault of the kernel's code stops the launch, which returns
+// kFaultStatus; *message then says what faulted, where, and in which program.
 // Allocates nothing unless a program fails; safe to call from several threads
 // at once.
 int32_t LaunchGrid(KernelLaunchFn launch, void* const* args, const Grid& grid,
                    int num_threads, KernelMessageFn message_fn = nullptr,
-                   std::string* message = nullptr);
+                   std::string* message = nullptr,
+                   const KernelCode* code = nullptr);
 
 }  // namespace jtc
 

@@ -171,5 +171,69 @@ TEST(LaunchGrid, SucceedsWithoutMessage) {
             0);
 }
 
+// Launches `fault_launch` over 100 programs of which `bad` faults (kind 0:
+// SIGSEGV at `address`, 1: SIGFPE); returns the status, fills *message.
+int32_t LaunchFault(uint64_t bad, void* address, int64_t kind, int num_threads,
+                    std::string* message, std::vector<int64_t>* out) {
+  static const KernelCode code = CodeOf(
+      reinterpret_cast<void*>(TestKernel("fault_launch")),
+      reinterpret_cast<KernelProgramFn>(TestSymbol("fault_launch_program")));
+  out->assign(100, -1);
+  uint64_t slots[] = {bad, reinterpret_cast<uint64_t>(address),
+                      static_cast<uint64_t>(kind)};
+  void* pointers[] = {out->data()};
+  void* args[] = {&slots[0], &slots[1], &slots[2], &pointers[0]};
+  return LaunchGrid(TestKernel("fault_launch"), args, MustMakeGrid(10, 10, 1),
+                    num_threads, nullptr, message, &code);
+}
+
+TEST(LaunchGrid, AFaultOfKernelCodeStopsTheLaunchAndIsDescribed) {
+  for (int num_threads : {1, 0}) {
+    for (uint64_t program : {0, 57, 99}) {
+      std::string message;
+      std::vector<int64_t> out;
+      EXPECT_EQ(LaunchFault(program, reinterpret_cast<void*>(0x10), 0,
+                            num_threads, &message, &out),
+                kFaultStatus);
+      EXPECT_NE(message.find("SIGSEGV"), std::string::npos) << message;
+      EXPECT_NE(message.find("at address 0x10"), std::string::npos) << message;
+      const std::string where = "program (" + std::to_string(program % 10) +
+                                ", " + std::to_string(program / 10) + ", 0)";
+      EXPECT_NE(message.find(where), std::string::npos) << message;
+    }
+  }
+  std::string message;
+  std::vector<int64_t> out;
+  EXPECT_EQ(LaunchFault(13, nullptr, 1, 0, &message, &out), kFaultStatus);
+  EXPECT_NE(message.find("SIGFPE"), std::string::npos) << message;
+  EXPECT_NE(message.find("program (3, 1, 0)"), std::string::npos) << message;
+}
+
+TEST(LaunchGrid, LaunchesAfterAFaultWork) {
+  std::string message;
+  std::vector<int64_t> out;
+  ASSERT_EQ(LaunchFault(5, nullptr, 0, 0, &message, &out), kFaultStatus);
+  for (int num_threads : {1, 0}) {
+    message.clear();
+    EXPECT_EQ(LaunchFault(1000, nullptr, 0, num_threads, &message, &out), 0);
+    EXPECT_EQ(message, "");
+    for (int64_t i = 0; i < 100; ++i) EXPECT_EQ(out[i], i);
+  }
+}
+
+void FaultOutsideKernelCode() {
+  volatile int* address = reinterpret_cast<int*>(0x10);
+  *address = 1;
+}
+
+TEST(LaunchGridDeathTest, AFaultOutsideKernelCodeIsNotCaught) {
+  // The guard is installed (a launch has run), but this fault is not in a
+  // kernel library: the process dies as it would without us.
+  std::string message;
+  std::vector<int64_t> out;
+  ASSERT_EQ(LaunchFault(1000, nullptr, 0, 1, &message, &out), 0);
+  EXPECT_DEATH(FaultOutsideKernelCode(), "");
+}
+
 }  // namespace
 }  // namespace jtc

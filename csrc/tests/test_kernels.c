@@ -123,3 +123,38 @@ static const jtc_kernel_launch_fn kCheckSignatures[] = {
 static const jtc_kernel_message_fn kCheckMessage = fail_with_message_launch_message;
 const void* jtc_test_kernels_message_check(void) { return (const void*)kCheckMessage; }
 const void* jtc_test_kernels_signature_check(void) { return kCheckSignatures; }
+
+// fault: program `bad` (param 0, a 64-bit slot) writes through the address in
+// param 1 (SIGSEGV for an unmapped one) or, with kind (param 2) == 1, divides
+// by zero (SIGFPE).  Every other program writes its id into out (param 3).
+// fault_launch_program is the calling thread's current program, as a
+// compiled kernel's NAME_program.
+static __thread volatile uint64_t fault_program;  // (volatile: stored per program)
+
+uint64_t fault_launch_program(void) { return fault_program; }
+
+int32_t fault_launch(void* const* args, uint64_t first, uint64_t last,
+                     uint32_t gx, uint32_t gy, uint32_t gz) {
+  (void)gy, (void)gz;
+  uint64_t bad = *(const uint64_t*)args[0];
+  volatile int32_t* address = *(int32_t* const*)args[1];
+  int64_t kind = *(const int64_t*)args[2];
+  int64_t* out = *(int64_t* const*)args[3];
+  for (uint64_t i = first; i < last; ++i) {
+    fault_program = i;
+    if (i == bad) {
+      if (kind == 1) {
+        volatile int32_t zero = 0;
+        // (volatile: a dead division may be dropped; not 1 / zero: GCC
+        // computes that one without dividing)
+        volatile int32_t quotient = (int32_t)(i + 7) / zero;
+        (void)quotient;
+      } else {
+        *address = 1;
+      }
+    }
+    out[i] = (int64_t)i;
+  }
+  (void)gx;
+  return 0;
+}

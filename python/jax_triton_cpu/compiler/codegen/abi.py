@@ -37,10 +37,15 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
   """int32_t NAME(void* const* args, uint64_t first, uint64_t last, uint32_t gx, gy, gz):
   runs programs [first, last) of the flattened grid (x fastest); stops at the first program that
   fails (a device assert) and returns its status. Also defines `const char* NAME_message(void)`,
-  the calling thread's failure message."""
+  the calling thread's failure message, and `uint64_t NAME_program(void)`, the flattened id of the
+  program the calling thread runs (the runtime names it when kernel code faults)."""
   status, message = debug.status_globals(module)
   message_fn = llvm.Function(module, llvm.FunctionType(T.PTR, []), name=f"{name}_message")
   llvm.IRBuilder(message_fn.append_basic_block()).ret(message)
+  program = debug.ThreadLocal(module, T.I64, "jtc.program")
+  program_fn = llvm.Function(module, llvm.FunctionType(T.I64, []), name=f"{name}_program")
+  program_builder = llvm.IRBuilder(program_fn.append_basic_block())
+  program_builder.ret(program_builder.load(program, typ=T.I64))
   fn_type = llvm.FunctionType(T.I32, [T.PTR, T.I64, T.I64, T.I32, T.I32, T.I32])
   fn = llvm.Function(module, fn_type, name=name)
   args, first, last, gx, gy, gz = fn.args
@@ -63,6 +68,10 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
   i, x, y, z = (b.phi(t) for t in (T.I64, T.I32, T.I32, T.I32))
   for phi, init in zip((i, x, y, z), (first, x0, y0, z0)):
     phi.add_incoming(init, entry)
+  # Atomic, then a signal fence: LLVM may neither sink the store out of the loop nor move it past
+  # the program's accesses, so the runtime's fault handler sees this program's id. (Free on x86.)
+  b._insert(llvm.instructions.StoreAtomicInstr(b.block, i, program, "monotonic", 8))
+  b.fence("seq_cst", "singlethread")
   b.call(kernel, values + [x, y, z, gx, gy, gz])
   x1 = b.add(x, T.I32(1))
   wrap_x = b.icmp_unsigned("==", x1, gx)

@@ -16,7 +16,7 @@ from .registry import STATEMENT, register
 MESSAGE_BYTES = 1024
 
 
-class _ThreadLocal(llvm.GlobalVariable):
+class ThreadLocal(llvm.GlobalVariable):
   """A thread_local global (llvmlite spells the storage class where LLVM expects thread_local)."""
 
   def __init__(self, module, value_type, name):
@@ -28,8 +28,8 @@ class _ThreadLocal(llvm.GlobalVariable):
 
 def status_globals(module: llvm.Module):
   """The thread-local failure status (i32) and message buffer of a kernel library."""
-  status = module.globals.get("jtc.status") or _ThreadLocal(module, T.I32, "jtc.status")
-  message = module.globals.get("jtc.message") or _ThreadLocal(
+  status = module.globals.get("jtc.status") or ThreadLocal(module, T.I32, "jtc.status")
+  message = module.globals.get("jtc.message") or ThreadLocal(
       module, llvm.ArrayType(T.I8, MESSAGE_BYTES), "jtc.message")
   return status, message
 
