@@ -322,6 +322,87 @@ def test_cdiv(dtype):
   assert_equal(out, (x + y - 1) // y)
 
 
+# arith.floordivsi / ceildivsi / ceildivui: no triton.language expression emits them (`//` is divsi,
+# tl.cdiv is (x + y - 1) // y), but they are valid TTIR for compile_ttir; hence hand-written TTIR.
+_ROUNDED_DIV_TTIR = """module {{
+  tt.func public @rounded_div(%x: !tt.ptr<{t}>, %y: !tt.ptr<{t}>, %out: !tt.ptr<{t}>, %s: {t}, %u: {t},
+                              %sout: !tt.ptr<{t}>) {{
+    %ns = arith.constant dense<{n}> : tensor<{n}xi32>
+    %r = tt.make_range {{end = {n} : i32, start = 0 : i32}} : tensor<{n}xi32>
+    %xp = tt.splat %x : !tt.ptr<{t}> -> tensor<{n}x!tt.ptr<{t}>>
+    %xa = tt.addptr %xp, %r : tensor<{n}x!tt.ptr<{t}>>, tensor<{n}xi32>
+    %xv = tt.load %xa : tensor<{n}x!tt.ptr<{t}>>
+    %yp = tt.splat %y : !tt.ptr<{t}> -> tensor<{n}x!tt.ptr<{t}>>
+    %ya = tt.addptr %yp, %r : tensor<{n}x!tt.ptr<{t}>>, tensor<{n}xi32>
+    %yv = tt.load %ya : tensor<{n}x!tt.ptr<{t}>>
+    %f = arith.floordivsi %xv, %yv : tensor<{n}x{t}>
+    %c = arith.ceildivsi %xv, %yv : tensor<{n}x{t}>
+    %cu = arith.ceildivui %xv, %yv : tensor<{n}x{t}>
+    %o0 = tt.splat %out : !tt.ptr<{t}> -> tensor<{n}x!tt.ptr<{t}>>
+    %o1 = tt.addptr %o0, %r : tensor<{n}x!tt.ptr<{t}>>, tensor<{n}xi32>
+    tt.store %o1, %f : tensor<{n}x!tt.ptr<{t}>>
+    %o2 = tt.addptr %o1, %ns : tensor<{n}x!tt.ptr<{t}>>, tensor<{n}xi32>
+    tt.store %o2, %c : tensor<{n}x!tt.ptr<{t}>>
+    %o3 = tt.addptr %o2, %ns : tensor<{n}x!tt.ptr<{t}>>, tensor<{n}xi32>
+    tt.store %o3, %cu : tensor<{n}x!tt.ptr<{t}>>
+    %sf = arith.floordivsi %s, %u : {t}
+    %sc = arith.ceildivsi %s, %u : {t}
+    %su = arith.ceildivui %s, %u : {t}
+    %one = arith.constant 1 : i32
+    tt.store %sout, %sf : !tt.ptr<{t}>
+    %p1 = tt.addptr %sout, %one : !tt.ptr<{t}>, i32
+    tt.store %p1, %sc : !tt.ptr<{t}>
+    %p2 = tt.addptr %p1, %one : !tt.ptr<{t}>, i32
+    tt.store %p2, %su : !tt.ptr<{t}>
+    tt.return
+  }}
+}}"""
+
+
+def _rounded_div_operands(dtype, n, rng):
+  """Edge cases first (the minimum, -1, +-1 neighbours, equal magnitudes), then random pairs; no
+  division by zero and no signed MIN / -1 (both undefined in MLIR's arith)."""
+  info = np.iinfo(NP[dtype])
+  lo, hi = int(info.min), int(info.max)
+  edges = [(7, 2), (-7, 2), (7, -2), (-7, -2), (6, 3), (-6, 3), (6, -3), (-6, -3), (0, 5), (0, -5),
+           (1, 2), (-1, 2), (1, -2), (-1, -2), (lo, 1), (lo, 2), (lo, -2), (lo, 3), (lo, -3),
+           (lo, lo), (lo + 1, lo), (-1, lo), (1, lo), (0, lo), (hi, lo), (lo, hi), (hi, -1),
+           (hi, hi), (-hi, hi), (hi, 2), (hi, -2), (lo + 1, -1), (5, -1), (-5, -1)]
+  pairs = edges + [(int(a), int(b)) for a, b in
+                   zip(rng.integers(lo, hi, n, endpoint=True), rng.integers(lo, hi, n, endpoint=True))]
+  small = rng.integers(-9, 10, (n, 2))
+  pairs += [(int(a), int(b)) for a, b in small]
+  pairs = [(a, b) for a, b in pairs if b != 0 and not (a == lo and b == -1)][:n]
+  return np.array([a for a, _ in pairs], NP[dtype]), np.array([b for _, b in pairs], NP[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["i8", "i16", "i32", "i64"])
+def test_floor_and_ceil_division_ops(dtype):
+  """floordivsi rounds the exact quotient down, ceildivsi up, for every sign combination and the
+  minimum value; ceildivui divides the same bits as unsigned numbers and rounds up. Tensor and
+  scalar operands; references from Python's exact integer division."""
+  from jax_triton_cpu.compiler import CPUOptions, compile_ttir
+  from direct_launch import launch
+  n = 128
+  x, y = _rounded_div_operands(dtype, n, np.random.default_rng(12))
+  kernel = compile_ttir(_ROUNDED_DIV_TTIR.format(t=dtype, n=n), CPUOptions())
+  width = np.iinfo(NP[dtype]).bits
+  unsigned = np.dtype(f"u{width // 8}")
+  floor = [a // b for a, b in zip(x.tolist(), y.tolist())]
+  ceil = [-(-a // b) for a, b in zip(x.tolist(), y.tolist())]
+  ceil_u = [-(-a // b) for a, b in zip(x.view(unsigned).tolist(), y.view(unsigned).tolist())]
+  expected = np.array([floor, ceil, np.array(ceil_u, unsigned).view(NP[dtype])], NP[dtype])
+  out = np.zeros((3, n), NP[dtype])
+  scalars = np.zeros(3, NP[dtype])
+  types = [f"*{dtype}"] * 3 + [dtype, dtype, f"*{dtype}"]
+  assert launch(kernel, [x, y, out, x[0], y[0], scalars], (1,), types=types) == 0
+  for k, what in enumerate(["floordivsi", "ceildivsi", "ceildivui"]):
+    assert_equal(out[k], expected[k], f"{what} {dtype}")
+  for i in range(40):  # the edge cases, as scalars
+    assert launch(kernel, [x, y, out, x[i], y[i], scalars], (1,), types=types) == 0
+    assert_equal(scalars, expected[:, i], f"scalar {dtype} ({x[i]}, {y[i]})")
+
+
 def _umulhi_ref(x, y, bits):
   xs = [int(v) % 2**bits for v in x.ravel()]
   ys = [int(v) % 2**bits for v in y.ravel()]

@@ -75,15 +75,18 @@ def _safe_divisor(b, y, signed):
   return b.select(bad, T.constant(y.type, 1), y), bad
 
 
+def _signed_quotient(b, x, y, remainder: bool):
+  """x / y truncated toward zero (or its remainder); x / -1 == -x (wrapping), x % -1 == 0."""
+  divisor, _ = _safe_divisor(b, y, signed=True)
+  minus_one = b.icmp_signed("==", y, T.constant(y.type, -1))
+  if remainder:
+    return b.select(minus_one, T.constant(x.type, 0), b.srem(x, divisor))
+  return b.select(minus_one, b.neg(x), b.sdiv(x, divisor))
+
+
 @register(ELEMENTWISE, "arith.divsi", "arith.remsi")
 def _signed_div(lo, op, x, y):
-  b = lo.builder
-  divisor, bad = _safe_divisor(b, y, signed=True)
-  if op.name == "arith.divsi":  # x / -1 == -x (wrapping)
-    minus_one = b.icmp_signed("==", y, T.constant(y.type, -1))
-    return b.select(minus_one, b.neg(x), b.sdiv(x, divisor))
-  minus_one = b.icmp_signed("==", y, T.constant(y.type, -1))
-  return b.select(minus_one, T.constant(x.type, 0), b.srem(x, divisor))
+  return _signed_quotient(lo.builder, x, y, remainder=op.name == "arith.remsi")
 
 
 @register(ELEMENTWISE, "arith.divui", "arith.remui")
@@ -94,15 +97,25 @@ def _unsigned_div(lo, op, x, y):
 
 @register(ELEMENTWISE, "arith.ceildivsi", "arith.floordivsi")
 def _rounded_div(lo, op, x, y):
+  """The truncated quotient, moved one step down (floor) or up (ceil) when the division is inexact
+  and the exact quotient is negative (floor) or positive (ceil). MIN / -1 and / 0 (undefined in
+  arith) give some value, without trapping."""
   b = lo.builder
-  q = _signed_div(lo, op, x, y)
-  r = b.sub(x, b.mul(q, y))
+  q, r = _signed_quotient(b, x, y, False), _signed_quotient(b, x, y, True)
   zero = T.constant(x.type, 0)
   inexact = b.icmp_unsigned("!=", r, zero)
-  same_sign = b.icmp_signed(">=", b.xor(x, y), zero)
+  positive = b.icmp_signed(">=", b.xor(x, y), zero)  # x != 0 where inexact
   if op.name == "arith.ceildivsi":
-    return b.select(b.and_(inexact, same_sign), b.add(q, T.constant(x.type, 1)), q)
-  return b.select(b.and_(inexact, b.not_(same_sign)), b.sub(q, T.constant(x.type, 1)), q)
+    return b.select(b.and_(inexact, positive), b.add(q, T.constant(x.type, 1)), q)
+  return b.select(b.and_(inexact, b.not_(positive)), b.sub(q, T.constant(x.type, 1)), q)
+
+
+@register(ELEMENTWISE, "arith.ceildivui")
+def _ceil_div_unsigned(lo, op, x, y):
+  b = lo.builder
+  divisor, _ = _safe_divisor(b, y, signed=False)
+  inexact = b.icmp_unsigned("!=", b.urem(x, divisor), T.constant(x.type, 0))
+  return b.add(b.udiv(x, divisor), b.zext(inexact, x.type))
 
 
 def _shift(method):
