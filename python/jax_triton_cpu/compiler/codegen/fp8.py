@@ -5,23 +5,22 @@ finite value, as the GPU's cvt.rn.satfinite does; NaN stays NaN.
 """
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 from llvmlite import ir as llvm
 
 from . import types as T
 
-# name -> (exponent bits, mantissa bits, bias, largest finite code, numpy dtype)
+# name -> (exponent bits, mantissa bits, bias, largest finite code)
 FORMATS = {
-    "f8E4M3FN": (4, 3, 7, 0x7E, ml_dtypes.float8_e4m3fn),
-    "f8E5M2": (5, 2, 15, 0x7B, ml_dtypes.float8_e5m2),
+    "f8E4M3FN": (4, 3, 7, 0x7E),
+    "f8E5M2": (5, 2, 15, 0x7B),
 }
 
 
 def _table(module: llvm.Module, name: str):
   table = module.globals.get(f"{name}.to_f32")
   if table is None:
-    values = np.arange(256, dtype=np.uint8).view(FORMATS[name][4]).astype(np.float32)
+    values = np.arange(256, dtype=np.uint8).view(T.NUMPY[name]).astype(np.float32)
     array = llvm.ArrayType(T.F32, 256)
     table = llvm.GlobalVariable(module, array, name=f"{name}.to_f32")
     table.global_constant = True
@@ -46,7 +45,7 @@ def to_f32(b: llvm.IRBuilder, x, name: str):
 
 
 def from_f32(b: llvm.IRBuilder, x, name: str):
-  exponent_bits, mantissa_bits, bias, largest, _ = FORMATS[name]
+  exponent_bits, mantissa_bits, bias, largest = FORMATS[name]
   n = T.lanes(x)
   i32 = T.of_lanes(T.I32, n)
   c = lambda v: T.constant(i32, v)
