@@ -885,22 +885,57 @@ def test_fp32_downcast_round_towards_zero(dst):
   assert_same_floats(out, _rtz(x.astype(np.float64), dst), f"fp32 -> {dst} rtz")
 
 
-@pytest.mark.parametrize("src,dst", [("i64", "fp32"), ("u32", "fp32"), ("i32", "fp16"),
-                                     ("i32", "bf16"), ("u8", "bf16"), ("i64", "fp64"),
-                                     ("u64", "fp32"), ("u64", "fp64"), ("i1", "fp32"),
-                                     ("i1", "bf16"), ("i16", "fp16")])
-def test_int_to_float_rounding(src, dst):
-  """Round to nearest even once, from the exact integer; unsigned sources are not sign-extended."""
-  n = 200
-  rng = np.random.default_rng(19)
-  x = rand(n, src, rng)
+@pytest.mark.parametrize("dst", ["fp32", "bf16", "fp16"])
+def test_bool_to_float(dst):
+  """i1 is unsigned: True is 1.0, not -1.0."""
+  x = np.arange(64) % 3 == 0
+  out = np.zeros(64, NP[dst])
+  run(cast_kernel, {"x_ptr": "*i1", "out_ptr": f"*{dst}", "n": "i32"}, [x, out, 64], (1,),
+      {"DST": TL[dst], "ROUNDING": "", "BLOCK": 64})
+  assert_same_floats(out, x.astype(NP[dst]), f"i1 -> {dst}")
+
+
+def _round_int(n: int, bits: int) -> int:
+  """The integer n rounded to `bits` significant bits, to nearest, ties to even (exact)."""
+  drop = max(0, abs(n).bit_length() - bits)
+  if drop == 0:
+    return n
+  q, r = divmod(abs(n), 1 << drop)
+  half = 1 << (drop - 1)
+  q += r > half or (r == half and q % 2 == 1)
+  return (q << drop) * (1 if n >= 0 else -1)
+
+
+def _hard_integers(dtype, rng, n_random=256):
+  """Integers a double rounding (to f32 first, or f64) gets wrong: one above a tie of the 8-, 11-
+  and 24-bit roundings at many scales; ties; f16's overflow threshold; the extremes; random."""
+  info = np.iinfo(NP[dtype])
+  lo, hi = int(info.min), int(info.max)
+  values = [0, 1, -1, lo, hi, lo + 1, hi - 1, 16842753, 65504, 65519, 65520, 65535, 2049, 2051]
+  for e in range(8, info.bits):
+    for bits in (8, 11, 24):
+      if e > bits:
+        tie = (1 << e) + (1 << (e - bits))
+        values += [tie, tie + 1, tie - 1, -tie, -tie - 1, tie + (1 << (e - bits + 1))]
+  values = [v for v in values if lo <= v <= hi]
+  values += [int(v) for v in rng.integers(lo, hi, n_random, endpoint=True, dtype=NP[dtype])]
+  return np.array(values, NP[dtype])
+
+
+@pytest.mark.parametrize("dst", ["bf16", "fp16", "fp32", "fp64"])
+@pytest.mark.parametrize("src", ["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64"])
+def test_int_to_float_rounds_the_exact_integer_once(src, dst):
+  """Every int width, signed and unsigned: the exact integer rounds once to nearest even (i32 ->
+  bf16 rounded to f32 first: 16842753 gave 0x4b80, not 0x4b81); beyond f16's range, infinity;
+  unsigned sources are not sign-extended."""
+  x = _hard_integers(src, np.random.default_rng(21))
+  n = len(x)
   out = np.zeros(n, NP[dst])
   run(cast_kernel, {"x_ptr": f"*{src}", "out_ptr": f"*{dst}", "n": "i32"}, [x, out, n],
-      (triton.cdiv(n, 64),), {"DST": TL[dst], "ROUNDING": "", "BLOCK": 64})
-  if src in ("i64", "u64"):
-    expected = x.astype(NP[dst])  # numpy's C conversion rounds once
-  else:
-    expected = round_f64(x.astype(np.float64), dst)  # exact in f64, then one rounding
+      (triton.cdiv(n, 128),), {"DST": TL[dst], "ROUNDING": "", "BLOCK": 128})
+  precision = {"bf16": 8, "fp16": 11, "fp32": 24, "fp64": 53}[dst]
+  with np.errstate(over="ignore"):  # exact in f64, so the cast to dst is exact (or overflows)
+    expected = np.array([float(_round_int(v, precision)) for v in x.tolist()]).astype(NP[dst])
   assert_same_floats(out, expected, f"{src} -> {dst}")
 
 

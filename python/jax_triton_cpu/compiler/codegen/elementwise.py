@@ -241,9 +241,7 @@ def convert(b, x, src: ir.ScalarType, dst: ir.ScalarType):
   if src.is_float and dst.is_float:
     return float_convert(b, x, src.name, dst.name)
   if src.is_int and dst.is_float:
-    target = T.F32 if dst.name == "bf16" else T.scalar_type(dst)
-    value = (b.uitofp if src.name == "i1" else b.sitofp)(x, T.of_lanes(target, n))
-    return f32_to_bf16(b, value) if dst.name == "bf16" else value
+    return int_to_float(b, x, dst.name, signed=src.name != "i1")
   if src.is_int and dst.is_int:
     target = T.of_lanes(T.scalar_type(dst), n)
     if dst.bits < src.bits:
@@ -277,14 +275,41 @@ def _fabs(b, llvm_type):
                    [llvm_type])
 
 
+def int_to_float(b, x, dst: str, signed: bool):
+  """An integer rounded once to float type `dst` (f16 / bf16 / f32 / f64), to nearest even."""
+  n = T.lanes(x)
+  to_float = b.sitofp if signed else b.uitofp
+  if dst != "bf16":
+    return to_float(x, T.of_lanes({"f16": T.F16, "f32": T.F32, "f64": T.F64}[dst], n))
+  if T.element(x.type).width <= 24:  # exact in f32
+    return f32_to_bf16(b, to_float(x, T.of_lanes(T.F32, n)))
+  return f32_to_bf16(b, _int_to_f32_round_to_odd(b, x, signed))
+
+
+def _int_to_f32_round_to_odd(b, x, signed: bool):
+  """A wide integer as f32, rounded to odd: the bits below the top 24 are dropped, and the last
+  kept bit is set if any of them was, so that one more rounding (to bf16) is the only one."""
+  width = T.element(x.type).width
+  n = T.lanes(x)
+  c = lambda v: T.constant(x.type, v)
+  magnitude = T.call_intrinsic(b, "abs", [x, T.I1(0)], overload=[x.type]) if signed else x
+  leading = T.call_intrinsic(b, "ctlz", [magnitude, T.I1(0)], overload=[x.type])
+  excess = b.sub(c(width - 24), leading)
+  shift = b.select(b.icmp_signed(">", excess, c(0)), excess, c(0))
+  dropped = b.and_(magnitude, b.sub(b.shl(c(1), shift), c(1)))
+  kept = b.or_(b.lshr(magnitude, shift), b.zext(b.icmp_unsigned("!=", dropped, c(0)), x.type))
+  i32 = T.of_lanes(T.I32, n)
+  scale = b.bitcast(b.shl(b.add(b.trunc(shift, i32), T.constant(i32, 127)), T.constant(i32, 23)),
+                    T.of_lanes(T.F32, n))
+  value = b.fmul(b.uitofp(kept, T.of_lanes(T.F32, n)), scale)  # exact: 24 bits times 2^shift
+  if not signed:
+    return value
+  return b.select(b.icmp_signed("<", x, c(0)), b.fneg(value), value)
+
+
 @register(ELEMENTWISE, "arith.sitofp", "arith.uitofp")
 def _int_to_float(lo, op, x):
-  b = lo.builder
-  n = T.lanes(x)
-  dst = _result_type(op).name
-  target = T.of_lanes(T.F32 if dst == "bf16" else T.scalar_type(_result_type(op)), n)
-  result = (b.sitofp if op.name == "arith.sitofp" else b.uitofp)(x, target)
-  return f32_to_bf16(b, result) if dst == "bf16" else result
+  return int_to_float(lo.builder, x, _result_type(op).name, signed=op.name == "arith.sitofp")
 
 
 @register(ELEMENTWISE, "arith.fptosi", "arith.fptoui")

@@ -99,6 +99,15 @@ def declare(module: llvm.Module, name: str, ret, args, var_arg: bool = False) ->
   return fn or llvm.Function(module, llvm.FunctionType(ret, args, var_arg=var_arg), name=name)
 
 
+def call_intrinsic(builder: llvm.IRBuilder, base: str, args, ret=None, overload=None):
+  """Calls llvm.<base>.<mangled overload types>(args) (overload: [ret] unless given)."""
+  ret = ret or args[0].type
+  overload = overload if overload is not None else [ret]
+  name = ".".join([f"llvm.{base}"] + [mangle(t) for t in overload])
+  fn = declare(builder.block.function.module, name, ret, [a.type for a in args])
+  return builder.call(fn, args)
+
+
 def mangle(t: llvm.Type) -> str:
   """The type suffix LLVM intrinsic names use (v8f32, f16, i64, p0, ...)."""
   if isinstance(t, llvm.VectorType):
