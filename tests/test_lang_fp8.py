@@ -33,11 +33,11 @@ def fp8_round(x, name: str, rounding: str = "rtne"):
   (ties to even) or next-toward-zero finite fp8 value, by comparison with the code table and its
   midpoints (all exact in float64), saturated as described in the module docstring."""
   dtype = FP8[name]
-  x = np.asarray(x, np.float64).ravel()
+  with np.errstate(invalid="ignore"):
+    x = np.asarray(x).astype(np.float64).ravel()
   values, codes = _codes(dtype)
   mag = np.abs(x)
-  with np.errstate(invalid="ignore"):
-    i = np.clip(np.searchsorted(values, mag, side="right") - 1, 0, len(values) - 1)
+  i = np.clip(np.searchsorted(values, mag, side="right") - 1, 0, len(values) - 1)
   below, j = values[i], np.minimum(i + 1, len(values) - 1)
   above = values[j]
   if rounding == "rtz":
@@ -108,3 +108,38 @@ def test_fp8_constants(name, value):
   else:
     expected = fp8_round(np.full(block + 1, f32), name)
   assert_fp8_equal(out, expected, name, f"tl.full({value}, {name})")
+
+
+# ---- casts --------------------------------------------------------------------------------------
+
+def _narrowing_inputs(src: str, name: str, rng):
+  """Every bit pattern of a 16-bit source; for f32, every pattern of its top 16 bits (twice,
+  with random low bits); for f64, every fp8 value, the midpoints between neighbours and their
+  one-ulp neighbours in f64. With infinities, NaN, values beyond the largest finite fp8."""
+  if src in ("fp16", "bf16"):
+    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(NP[src])
+  if src == "fp32":
+    top = np.arange(1 << 16, dtype=np.uint32) << 16
+    low = rng.integers(0, 1 << 16, 1 << 17, dtype=np.uint32)
+    return np.concatenate([top, np.tile(top, 2) | low]).view(np.float32)
+  values, _ = _codes(FP8[name])
+  mids = (values[1:] + values[:-1]) / 2
+  x = np.concatenate([values, mids, values[-1] * np.array([1.03125, 1.0625, 1.1, 4.0, 1e30])])
+  x = np.concatenate([x, np.nextafter(x, np.inf), np.nextafter(x, -np.inf)])
+  x = np.concatenate([x, -x, [np.inf, -np.inf, np.nan, 1e-300, -1e-300, 1e300]])
+  return np.resize(x, -(-len(x) // 256) * 256)
+
+
+@pytest.mark.parametrize("rounding", ["rtz"])
+@pytest.mark.parametrize("name", list(FP8))
+@pytest.mark.parametrize("src", ["fp32", "fp16", "bf16", "fp64"])
+def test_narrowing_to_fp8(src, name, rounding):
+  """Wider floats -> fp8, against the exact reference (fp8_round). rtz: toward zero (it rounded
+  to nearest)."""
+  from test_lang_elementwise import cast_kernel
+  x = _narrowing_inputs(src, name, np.random.default_rng(5))
+  n = len(x)
+  out = np.zeros(n, np.uint8)
+  run(cast_kernel, {"x_ptr": f"*{src}", "out_ptr": f"*{name}", "n": "i32"}, [x, out, n],
+      (triton.cdiv(n, 256),), {"DST": FP8_TL[name], "ROUNDING": rounding, "BLOCK": 256})
+  assert_fp8_equal(out, fp8_round(x, name, rounding), name, f"{src} -> {name} {rounding}")
