@@ -130,12 +130,12 @@ def _narrowing_inputs(src: str, name: str, rng):
   return np.resize(x, -(-len(x) // 256) * 256)
 
 
-@pytest.mark.parametrize("rounding", ["rtz"])
+@pytest.mark.parametrize("rounding", ["", "rtne", "rtz"])
 @pytest.mark.parametrize("name", list(FP8))
 @pytest.mark.parametrize("src", ["fp32", "fp16", "bf16", "fp64"])
 def test_narrowing_to_fp8(src, name, rounding):
-  """Wider floats -> fp8, against the exact reference (fp8_round). rtz: toward zero (it rounded
-  to nearest)."""
+  """Wider floats -> fp8, against the exact reference (fp8_round): the default and "rtne" round to
+  nearest even once (f64 too, not twice through f32), saturating; rtz truncates."""
   from test_lang_elementwise import cast_kernel
   x = _narrowing_inputs(src, name, np.random.default_rng(5))
   n = len(x)
@@ -143,3 +143,88 @@ def test_narrowing_to_fp8(src, name, rounding):
   run(cast_kernel, {"x_ptr": f"*{src}", "out_ptr": f"*{name}", "n": "i32"}, [x, out, n],
       (triton.cdiv(n, 256),), {"DST": FP8_TL[name], "ROUNDING": rounding, "BLOCK": 256})
   assert_fp8_equal(out, fp8_round(x, name, rounding), name, f"{src} -> {name} {rounding}")
+
+
+@pytest.mark.parametrize("dst", ["fp32", "fp16", "bf16", "fp64", "fp8e4nv", "fp8e5"])
+@pytest.mark.parametrize("name", list(FP8))
+def test_widening_from_fp8(name, dst):
+  """All 256 codes -> f32 / f16 / bf16 / f64: exact (ml_dtypes' decoding), NaN stays NaN, signed
+  zeros and subnormals kept. To the other fp8 format: rounded to nearest even and saturated (to
+  its own: unchanged)."""
+  from test_lang_elementwise import cast_kernel
+  x = np.arange(256, dtype=np.uint8).view(FP8[name])
+  if dst in FP8:
+    out = np.zeros(256, np.uint8)
+    expected = x.view(np.uint8) if dst == name else fp8_round(x, dst)
+  else:
+    out = np.zeros(256, NP[dst])
+    expected = x.astype(NP[dst])
+  run(cast_kernel, {"x_ptr": f"*{name}", "out_ptr": f"*{dst}", "n": "i32"}, [x, out, 256], (2,),
+      {"DST": FP8_TL.get(dst) or TL[dst], "ROUNDING": "", "BLOCK": 128})
+  if dst in FP8:
+    assert_fp8_equal(out, expected, dst, f"{name} -> {dst}")
+  else:
+    assert_same_floats(out, expected, f"{name} -> {dst}")
+
+
+@triton.jit
+def scalar_roundtrip_kernel(x_ptr, f_ptr, back_ptr, FP8_TYPE: tl.constexpr):
+  """One element per program, as scalars: fp8 -> f32, and the f32 value + 1/3 -> fp8."""
+  i = tl.program_id(0)
+  f = tl.load(x_ptr + i).to(tl.float32)
+  tl.store(f_ptr + i, f)
+  tl.store(back_ptr + i, (f + 1.0 / 3.0).to(FP8_TYPE))
+
+
+@pytest.mark.parametrize("name", list(FP8))
+def test_scalar_fp8_casts(name):
+  x = np.arange(256, dtype=np.uint8).view(FP8[name])
+  f = np.zeros(256, np.float32)
+  back = np.zeros(256, np.uint8)
+  run(scalar_roundtrip_kernel, {"x_ptr": f"*{name}", "f_ptr": "*fp32", "back_ptr": f"*{name}"},
+      [x, f, back], (256,), {"FP8_TYPE": FP8_TL[name]})
+  assert_same_floats(f, x.astype(np.float32), f"{name} -> fp32 (scalars)")
+  assert_fp8_equal(back, fp8_round(x.astype(np.float32) + np.float32(1.0 / 3.0), name), name,
+                   f"fp32 -> {name} (scalars)")
+
+
+# ---- dot ----------------------------------------------------------------------------------------
+
+def _fp8_data(shape, name, rng, exact: bool):
+  """Random fp8 codes (no NaN / inf); exact: only multiples of 1/8 up to 16 in magnitude, whose
+  products and sums over K <= 64 are exact in f32 (so any summation order gives the same)."""
+  values = np.arange(256, dtype=np.uint8).view(FP8[name]).astype(np.float64)
+  ok = np.isfinite(values)
+  if exact:
+    ok &= (np.abs(values) <= 16) & (values * 8 == np.round(values * 8))
+  return rng.choice(np.flatnonzero(ok), shape).astype(np.uint8).view(FP8[name])
+
+
+DOT_TYPES = [("fp8e4nv", "fp8e4nv"), ("fp8e5", "fp8e5"), ("fp8e4nv", "fp8e5"), ("fp8e5", "fp8e4nv")]
+
+
+@pytest.mark.parametrize("use_acc", [False, True])
+@pytest.mark.parametrize("shape", [(16, 16, 32), (32, 64, 16), (64, 32, 64)])
+@pytest.mark.parametrize("ta,tb", DOT_TYPES)
+def test_fp8_dot(ta, tb, shape, use_acc):
+  """tl.dot of fp8 operands (same or mixed formats) accumulates in f32: exact on data whose sums
+  are exact, within K * eps32 * |A| @ |B| of the float64 product on random codes of every
+  magnitude. Inputs are decoded by ml_dtypes."""
+  from test_lang_dot import dot_kernel
+  m, n, k = shape
+  rng = np.random.default_rng(m + n + k + use_acc)
+  for exact in (True, False):
+    a, b = _fp8_data((m, k), ta, rng, exact), _fp8_data((k, n), tb, rng, exact)
+    acc = (rng.integers(-64, 64, (m, n)) / 4).astype(np.float32)
+    c = np.zeros((m, n), np.float32)
+    run(dot_kernel, {"a_ptr": f"*{ta}", "b_ptr": f"*{tb}", "c_ptr": "*fp32", "acc_ptr": "*fp32"},
+        [a, b, c, acc], (1,), {"M": m, "N": n, "K": k, "PREC": None, "USE_ACC": use_acc,
+                               "OUT": None, "TRANS_B": False})
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    expected = a64 @ b64 + (acc if use_acc else 0)
+    if exact:
+      assert_same_floats(c, expected.astype(np.float32), f"dot {ta} x {tb} {shape}")
+    else:
+      bound = k * np.finfo(np.float32).eps * (np.abs(a64) @ np.abs(b64) + np.abs(acc))
+      err = np.abs(c - expected)
+      assert (err <= bound).all(), f"dot {ta} x {tb} {shape}: max error {err.max()}"
