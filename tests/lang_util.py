@@ -66,6 +66,18 @@ def run(kernel, signature: dict, args, grid, constants: dict | None = None, **op
   return c
 
 
+def run_ttir(text: str, args, types: list[str], grid=(1,)):
+  """Compiles hand-written TTIR (memoised) and runs it: for ops and attributes that no
+  triton.language expression emits."""
+  from jax_triton_cpu.compiler import CPUOptions, compile_ttir
+  if text not in _CACHE:
+    _CACHE[text] = compile_ttir(text, CPUOptions())
+  c = _CACHE[text]
+  status = launch(c, args, grid, types=types)
+  assert status == 0, f"launch returned {status}: {message(c)}"
+  return c
+
+
 def message(c) -> str | None:
   """The failure description of the calling thread's last failed launch (docs/abi.md)."""
   lib = ctypes.CDLL(c.library_path)

@@ -29,13 +29,16 @@ def bf16_to_f32(b: llvm.IRBuilder, x):
   return b.bitcast(wide, T.of_lanes(T.F32, n))
 
 
-def f32_to_bf16(b: llvm.IRBuilder, x):
-  """Round to nearest even; NaNs stay (quiet) NaNs."""
+def f32_to_bf16(b: llvm.IRBuilder, x, rtz: bool = False):
+  """Round to nearest even (or toward zero: the top half of the bits); NaNs stay (quiet) NaNs."""
   n = T.lanes(x)
   i32 = T.of_lanes(T.I32, n)
   bits = b.bitcast(x, i32)
-  lsb = b.and_(b.lshr(bits, T.constant(i32, 16)), T.constant(i32, 1))
-  rounded = b.lshr(b.add(bits, b.add(lsb, T.constant(i32, 0x7FFF))), T.constant(i32, 16))
+  if rtz:
+    rounded = b.lshr(bits, T.constant(i32, 16))
+  else:
+    lsb = b.and_(b.lshr(bits, T.constant(i32, 16)), T.constant(i32, 1))
+    rounded = b.lshr(b.add(bits, b.add(lsb, T.constant(i32, 0x7FFF))), T.constant(i32, 16))
   quiet_nan = b.or_(b.lshr(bits, T.constant(i32, 16)), T.constant(i32, 0x40))
   is_nan = b.fcmp_unordered("uno", x, x)
   return b.trunc(b.select(is_nan, quiet_nan, rounded), T.of_lanes(T.I16, n))
@@ -75,15 +78,18 @@ def _safe_divisor(b, y, signed):
   return b.select(bad, T.constant(y.type, 1), y), bad
 
 
+def _signed_quotient(b, x, y, remainder: bool):
+  """x / y truncated toward zero (or its remainder); x / -1 == -x (wrapping), x % -1 == 0."""
+  divisor, _ = _safe_divisor(b, y, signed=True)
+  minus_one = b.icmp_signed("==", y, T.constant(y.type, -1))
+  if remainder:
+    return b.select(minus_one, T.constant(x.type, 0), b.srem(x, divisor))
+  return b.select(minus_one, b.neg(x), b.sdiv(x, divisor))
+
+
 @register(ELEMENTWISE, "arith.divsi", "arith.remsi")
 def _signed_div(lo, op, x, y):
-  b = lo.builder
-  divisor, bad = _safe_divisor(b, y, signed=True)
-  if op.name == "arith.divsi":  # x / -1 == -x (wrapping)
-    minus_one = b.icmp_signed("==", y, T.constant(y.type, -1))
-    return b.select(minus_one, b.neg(x), b.sdiv(x, divisor))
-  minus_one = b.icmp_signed("==", y, T.constant(y.type, -1))
-  return b.select(minus_one, T.constant(x.type, 0), b.srem(x, divisor))
+  return _signed_quotient(lo.builder, x, y, remainder=op.name == "arith.remsi")
 
 
 @register(ELEMENTWISE, "arith.divui", "arith.remui")
@@ -94,15 +100,25 @@ def _unsigned_div(lo, op, x, y):
 
 @register(ELEMENTWISE, "arith.ceildivsi", "arith.floordivsi")
 def _rounded_div(lo, op, x, y):
+  """The truncated quotient, moved one step down (floor) or up (ceil) when the division is inexact
+  and the exact quotient is negative (floor) or positive (ceil). MIN / -1 and / 0 (undefined in
+  arith) give some value, without trapping."""
   b = lo.builder
-  q = _signed_div(lo, op, x, y)
-  r = b.sub(x, b.mul(q, y))
+  q, r = _signed_quotient(b, x, y, False), _signed_quotient(b, x, y, True)
   zero = T.constant(x.type, 0)
   inexact = b.icmp_unsigned("!=", r, zero)
-  same_sign = b.icmp_signed(">=", b.xor(x, y), zero)
+  positive = b.icmp_signed(">=", b.xor(x, y), zero)  # x != 0 where inexact
   if op.name == "arith.ceildivsi":
-    return b.select(b.and_(inexact, same_sign), b.add(q, T.constant(x.type, 1)), q)
-  return b.select(b.and_(inexact, b.not_(same_sign)), b.sub(q, T.constant(x.type, 1)), q)
+    return b.select(b.and_(inexact, positive), b.add(q, T.constant(x.type, 1)), q)
+  return b.select(b.and_(inexact, b.not_(positive)), b.sub(q, T.constant(x.type, 1)), q)
+
+
+@register(ELEMENTWISE, "arith.ceildivui")
+def _ceil_div_unsigned(lo, op, x, y):
+  b = lo.builder
+  divisor, _ = _safe_divisor(b, y, signed=False)
+  inexact = b.icmp_unsigned("!=", b.urem(x, divisor), T.constant(x.type, 0))
+  return b.add(b.udiv(x, divisor), b.zext(inexact, x.type))
 
 
 def _shift(method):
@@ -193,31 +209,39 @@ def _cmpf(lo, op, x, y):
 
 # ---- casts --------------------------------------------------------------------------------------
 
-def _float_rank(name: str) -> int:
-  return {"bf16": 16, "f16": 16, "f32": 32, "f64": 64}.get(name, 8)
+_LLVM_FLOATS = {"f16": T.F16, "f32": T.F32, "f64": T.F64}  # in order of width
 
 
-def float_convert(b, x, src: str, dst: str):
-  """Converts between fp8 / f16 / bf16 / f32 / f64 with round to nearest even."""
+def float_convert(b, x, src: str, dst: str, rtz: bool = False):
+  """Converts between fp8 / f16 / bf16 / f32 / f64 with one rounding, to nearest even or (rtz)
+  toward zero."""
   n = T.lanes(x)
   if src == dst:
     return x
-  if src in fp8.FORMATS:
-    return float_convert(b, fp8.to_f32(b, x, src), "f32", dst)
-  if dst in fp8.FORMATS:
-    return fp8.from_f32(b, float_convert(b, x, src, "f32"), dst)
-  if src == "bf16":
-    x, src = bf16_to_f32(b, x), "f32"
-  if dst == "bf16":
-    if src == "f64":  # round once, to bf16, not twice via f32
-      return _f64_to_bf16(b, x)
-    if src == "f16":
+  if src in fp8.FORMATS or src == "bf16":  # exactly f32 values
+    wide = fp8.to_f32(b, x, src) if src in fp8.FORMATS else bf16_to_f32(b, x)
+    return float_convert(b, wide, "f32", dst, rtz)
+  if dst in fp8.FORMATS or dst == "bf16":  # through f32: exact, or rounded to odd (or to zero)
+    if src == "f64":
+      x = _f64_to_f32_round_to_odd(b, x, odd=not rtz)
+    elif src == "f16":
       x = b.fpext(x, T.of_lanes(T.F32, n))
-    return f32_to_bf16(b, x)
-  if src == dst:
-    return x
-  target = T.of_lanes({"f16": T.F16, "f32": T.F32, "f64": T.F64}[dst], n)
-  return (b.fpext if _float_rank(dst) > _float_rank(src) else b.fptrunc)(x, target)
+    return fp8.from_f32(b, x, dst, rtz) if dst in fp8.FORMATS else f32_to_bf16(b, x, rtz)
+  target = T.of_lanes(_LLVM_FLOATS[dst], n)
+  if list(_LLVM_FLOATS).index(dst) > list(_LLVM_FLOATS).index(src):
+    return b.fpext(x, target)
+  nearest = b.fptrunc(x, target)
+  return _toward_zero(b, x, nearest) if rtz else nearest
+
+
+def _toward_zero(b, x, nearest):
+  """`nearest` (x rounded to a narrower LLVM float type) moved one ulp toward zero where rounding
+  moved it away: x rounded toward zero (finite values then never overflow to infinity)."""
+  fabs = lambda v: T.call_intrinsic(b, "fabs", [v])
+  away = b.fcmp_ordered(">", fabs(b.fpext(nearest, x.type)), fabs(x))
+  bits_type = T.of_lanes(llvm.IntType({T.F16: 16, T.F32: 32}[T.element(nearest.type)]), T.lanes(x))
+  bits = b.bitcast(nearest, bits_type)
+  return b.bitcast(b.select(away, b.sub(bits, T.constant(bits_type, 1)), bits), nearest.type)
 
 
 def convert(b, x, src: ir.ScalarType, dst: ir.ScalarType):
@@ -228,9 +252,7 @@ def convert(b, x, src: ir.ScalarType, dst: ir.ScalarType):
   if src.is_float and dst.is_float:
     return float_convert(b, x, src.name, dst.name)
   if src.is_int and dst.is_float:
-    target = T.F32 if dst.name == "bf16" else T.scalar_type(dst)
-    value = (b.uitofp if src.name == "i1" else b.sitofp)(x, T.of_lanes(target, n))
-    return f32_to_bf16(b, value) if dst.name == "bf16" else value
+    return int_to_float(b, x, dst.name, signed=src.name != "i1")
   if src.is_int and dst.is_int:
     target = T.of_lanes(T.scalar_type(dst), n)
     if dst.bits < src.bits:
@@ -244,34 +266,53 @@ def _float_cast(lo, op, x):
   return float_convert(lo.builder, x, _operand_type(op).name, _result_type(op).name)
 
 
-def _f64_to_bf16(b, x):
-  """f64 -> bf16 with a single rounding: round to f32 toward zero, set the last bit when inexact
-  (round to odd keeps ties honest), then round to nearest even to bf16."""
+def _f64_to_f32_round_to_odd(b, x, odd: bool):
+  """f64 -> f32 toward zero, and (odd) with the last bit set when inexact: rounding that to a
+  narrower type (bf16, fp8) is then as exact as rounding x once."""
+  truncated = _toward_zero(b, x, b.fptrunc(x, T.of_lanes(T.F32, T.lanes(x))))
+  if not odd:
+    return truncated
+  i32 = T.of_lanes(T.I32, T.lanes(x))
+  bits = b.bitcast(truncated, i32)
+  inexact = b.fcmp_ordered("!=", b.fpext(truncated, x.type), x)
+  return b.bitcast(b.select(inexact, b.or_(bits, T.constant(i32, 1)), bits), truncated.type)
+
+
+def int_to_float(b, x, dst: str, signed: bool):
+  """An integer rounded once to float type `dst` (f16 / bf16 / f32 / f64), to nearest even."""
   n = T.lanes(x)
+  to_float = b.sitofp if signed else b.uitofp
+  if dst != "bf16":
+    return to_float(x, T.of_lanes({"f16": T.F16, "f32": T.F32, "f64": T.F64}[dst], n))
+  if T.element(x.type).width <= 24:  # exact in f32
+    return f32_to_bf16(b, to_float(x, T.of_lanes(T.F32, n)))
+  return f32_to_bf16(b, _int_to_f32_round_to_odd(b, x, signed))
+
+
+def _int_to_f32_round_to_odd(b, x, signed: bool):
+  """A wide integer as f32, rounded to odd: the bits below the top 24 are dropped, and the last
+  kept bit is set if any of them was, so that one more rounding (to bf16) is the only one."""
+  width = T.element(x.type).width
+  n = T.lanes(x)
+  c = lambda v: T.constant(x.type, v)
+  magnitude = T.call_intrinsic(b, "abs", [x, T.I1(0)], overload=[x.type]) if signed else x
+  leading = T.call_intrinsic(b, "ctlz", [magnitude, T.I1(0)], overload=[x.type])
+  excess = b.sub(c(width - 24), leading)
+  shift = b.select(b.icmp_signed(">", excess, c(0)), excess, c(0))
+  dropped = b.and_(magnitude, b.sub(b.shl(c(1), shift), c(1)))
+  kept = b.or_(b.lshr(magnitude, shift), b.zext(b.icmp_unsigned("!=", dropped, c(0)), x.type))
   i32 = T.of_lanes(T.I32, n)
-  as_f32 = b.fptrunc(x, T.of_lanes(T.F32, n))
-  back = b.fpext(as_f32, x.type)
-  fabs = lambda v: b.call(_fabs(b, v.type), [v])
-  too_big = b.fcmp_ordered(">", fabs(back), fabs(x))
-  bits = b.bitcast(as_f32, i32)
-  bits = b.select(too_big, b.sub(bits, T.constant(i32, 1)), bits)
-  bits = b.select(b.fcmp_ordered("!=", back, x), b.or_(bits, T.constant(i32, 1)), bits)
-  return f32_to_bf16(b, b.bitcast(bits, T.of_lanes(T.F32, n)))
-
-
-def _fabs(b, llvm_type):
-  return T.declare(b.block.function.module, f"llvm.fabs.{T.mangle(llvm_type)}", llvm_type,
-                   [llvm_type])
+  scale = b.bitcast(b.shl(b.add(b.trunc(shift, i32), T.constant(i32, 127)), T.constant(i32, 23)),
+                    T.of_lanes(T.F32, n))
+  value = b.fmul(b.uitofp(kept, T.of_lanes(T.F32, n)), scale)  # exact: 24 bits times 2^shift
+  if not signed:
+    return value
+  return b.select(b.icmp_signed("<", x, c(0)), b.fneg(value), value)
 
 
 @register(ELEMENTWISE, "arith.sitofp", "arith.uitofp")
 def _int_to_float(lo, op, x):
-  b = lo.builder
-  n = T.lanes(x)
-  dst = _result_type(op).name
-  target = T.of_lanes(T.F32 if dst == "bf16" else T.scalar_type(_result_type(op)), n)
-  result = (b.sitofp if op.name == "arith.sitofp" else b.uitofp)(x, target)
-  return f32_to_bf16(b, result) if dst == "bf16" else result
+  return int_to_float(lo.builder, x, _result_type(op).name, signed=op.name == "arith.sitofp")
 
 
 @register(ELEMENTWISE, "arith.fptosi", "arith.fptoui")
@@ -310,22 +351,5 @@ _RTZ = 0  # Triton's RoundingMode: RTZ = 0, RTNE = 1
 @register(ELEMENTWISE, "tt.fp_to_fp")
 def _fp_to_fp(lo, op, x):
   """Conversions between float formats, with the rounding mode Triton asks for (rtne or rtz)."""
-  src, dst = _operand_type(op).name, _result_type(op).name
-  b = lo.builder
-  if src in fp8.FORMATS or dst in fp8.FORMATS:
-    return float_convert(b, x, src, dst)
-  n = T.lanes(x)
-  if _float_rank(dst) >= _float_rank(src) or op.attrs.get("rounding") != _RTZ:
-    return _float_cast(lo, op, x)
-  # Round toward zero: round to nearest, then step back one ulp where that moved away from zero.
-  wide = to_f32_if_bf16(b, x, _operand_type(op))
-  if src == "f16":
-    wide = b.fpext(wide, T.of_lanes(T.F32, n))
-  nearest = _float_cast(lo, op, x)
-  back = bf16_to_f32(b, nearest) if dst == "bf16" else b.fpext(nearest, wide.type)
-  fabs = lambda v: b.call(_fabs(b, v.type), [v])
-  away = b.fcmp_ordered(">", fabs(back), fabs(wide))
-  bits_type = T.of_lanes(llvm.IntType(_float_rank(dst)), n)
-  bits = nearest if dst == "bf16" else b.bitcast(nearest, bits_type)
-  stepped = b.select(away, b.sub(bits, T.constant(bits_type, 1)), bits)
-  return stepped if dst == "bf16" else b.bitcast(stepped, nearest.type)
+  return float_convert(lo.builder, x, _operand_type(op).name, _result_type(op).name,
+                       rtz=op.attrs.get("rounding") == _RTZ)

@@ -1,27 +1,26 @@
 """fp8 (float8_e4m3fn, float8_e5m2) <-> f32, on integer lanes: no CPU has these types.
 
 Widening reads a 256-entry table; narrowing rounds to nearest even and saturates to the largest
-finite value, as the GPU's cvt.rn.satfinite does; NaN stays NaN.
+finite value, as the GPU's cvt.rn.satfinite does (or rounds toward zero); NaN stays NaN.
 """
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 from llvmlite import ir as llvm
 
 from . import types as T
 
-# name -> (exponent bits, mantissa bits, bias, largest finite code, numpy dtype)
+# name -> (exponent bits, mantissa bits, bias, largest finite code)
 FORMATS = {
-    "f8E4M3FN": (4, 3, 7, 0x7E, ml_dtypes.float8_e4m3fn),
-    "f8E5M2": (5, 2, 15, 0x7B, ml_dtypes.float8_e5m2),
+    "f8E4M3FN": (4, 3, 7, 0x7E),
+    "f8E5M2": (5, 2, 15, 0x7B),
 }
 
 
 def _table(module: llvm.Module, name: str):
   table = module.globals.get(f"{name}.to_f32")
   if table is None:
-    values = np.arange(256, dtype=np.uint8).view(FORMATS[name][4]).astype(np.float32)
+    values = np.arange(256, dtype=np.uint8).view(T.NUMPY[name]).astype(np.float32)
     array = llvm.ArrayType(T.F32, 256)
     table = llvm.GlobalVariable(module, array, name=f"{name}.to_f32")
     table.global_constant = True
@@ -39,35 +38,36 @@ def to_f32(b: llvm.IRBuilder, x, name: str):
                   typ=T.F32)
   pointers = b.gep(T.splat(b, b.bitcast(table, T.PTR), n), [index], source_etype=T.F32)
   vec = llvm.VectorType(T.F32, n)
-  gather = _intrinsic(b, f"llvm.masked.gather.{T.mangle(vec)}.{T.mangle(pointers.type)}", vec,
-                      [pointers.type, T.I32, llvm.VectorType(T.I1, n), vec])
-  return b.call(gather, [pointers, T.I32(4), T.constant(llvm.VectorType(T.I1, n), 1),
-                         T.constant(vec, 0.0)])
+  return T.call_intrinsic(b, "masked.gather", [pointers, T.I32(4),
+                                               T.constant(llvm.VectorType(T.I1, n), 1),
+                                               T.constant(vec, 0.0)],
+                          ret=vec, overload=[vec, pointers.type])
 
 
-def from_f32(b: llvm.IRBuilder, x, name: str):
-  exponent_bits, mantissa_bits, bias, largest, _ = FORMATS[name]
+def from_f32(b: llvm.IRBuilder, x, name: str, rtz: bool = False):
+  """Rounds to nearest even or (rtz) toward zero; saturates, except that e5m2 keeps infinities
+  under rtz (Triton's f32 -> e5m2 rtz: round toward zero to f16, then keep its high byte)."""
+  exponent_bits, mantissa_bits, bias, largest = FORMATS[name]
   n = T.lanes(x)
   i32 = T.of_lanes(T.I32, n)
   c = lambda v: T.constant(i32, v)
   bits = b.bitcast(x, i32)
   sign = b.and_(b.lshr(bits, c(24)), c(0x80))
   magnitude = b.and_(bits, c(0x7FFFFFFF))
-  # Normal range: round the f32 mantissa to nearest even, then rebias the exponent.
+  # Normal range: round the f32 mantissa (to nearest even: add just under half an ulp, and the
+  # kept lsb; toward zero: drop the bits), then rebias the exponent.
   drop = 23 - mantissa_bits
-  rounded = b.add(magnitude, b.add(c((1 << (drop - 1)) - 1), b.and_(b.lshr(magnitude, c(drop)), c(1))))
+  rounded = magnitude if rtz else b.add(
+      magnitude, b.add(c((1 << (drop - 1)) - 1), b.and_(b.lshr(magnitude, c(drop)), c(1))))
   normal = b.sub(b.lshr(rounded, c(drop)), c((127 - bias) << mantissa_bits))
   # Below the smallest normal: the code is the value in units of the smallest subnormal.
-  fabs = _intrinsic(b, f"llvm.fabs.{T.mangle(x.type)}", x.type, [x.type])
-  roundeven = _intrinsic(b, f"llvm.roundeven.{T.mangle(x.type)}", x.type, [x.type])
-  scaled = b.fmul(b.call(fabs, [x]), T.constant(x.type, float(2.0 ** (bias - 1 + mantissa_bits))))
-  subnormal = b.fptoui(b.call(roundeven, [scaled]), i32)
+  scaled = b.fmul(T.call_intrinsic(b, "fabs", [x]),
+                  T.constant(x.type, float(2.0 ** (bias - 1 + mantissa_bits))))
+  subnormal = b.fptoui(T.call_intrinsic(b, "trunc" if rtz else "roundeven", [scaled]), i32)
   smallest_normal_bits = (127 + 1 - bias) << 23
   code = b.select(b.icmp_unsigned("<", magnitude, c(smallest_normal_bits)), subnormal, normal)
   code = b.select(b.icmp_unsigned(">", code, c(largest)), c(largest), code)  # saturate (also inf)
+  if rtz and name == "f8E5M2":
+    code = b.select(b.icmp_unsigned("==", magnitude, c(0x7F800000)), c(0x7C), code)
   code = b.select(b.icmp_unsigned(">", magnitude, c(0x7F800000)), c(0x7F), code)  # NaN
   return b.trunc(b.or_(code, sign), T.of_lanes(T.I8, n))
-
-
-def _intrinsic(b, name, ret, args):
-  return T.declare(b.block.function.module, name, ret, args)

@@ -263,10 +263,7 @@ class FunctionLowering:
 
   def call_intrinsic(self, base: str, args, ret=None, overload=None):
     """Calls llvm.<base>.<mangled overload types>(args)."""
-    ret = ret or args[0].type
-    overload = overload if overload is not None else [ret]
-    name = ".".join([f"llvm.{base}"] + [T.mangle(t) for t in overload])
-    return self.builder.call(self.intrinsic(name, ret, [a.type for a in args]), args)
+    return T.call_intrinsic(self.builder, base, args, ret, overload)
 
   # ---- loops ----------------------------------------------------------------------------------
 

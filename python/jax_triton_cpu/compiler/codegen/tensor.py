@@ -48,18 +48,21 @@ def _expand_dims(lo, value, index: Index):
 
 
 def _constant_value(llvm_type, value, triton_type):
-  if triton_type.name == "bf16":
-    bits = int(np.array(value, np.float32).view(np.uint32))
-    return llvm.Constant(llvm_type, _round_bf16_bits(bits))
-  if isinstance(llvm_type, llvm.IntType):
-    value = int(value) & ((1 << llvm_type.width) - 1)
-    if value >= 1 << (llvm_type.width - 1) and llvm_type.width > 1:
-      value -= 1 << llvm_type.width
+  if triton_type.is_float:
+    bits = T.float_bits(triton_type.name, value)
+    if isinstance(llvm_type, llvm.IntType):  # bf16 / fp8: held as their bits
+      return _int_constant(llvm_type, bits)
+    if np.isnan(value):  # llvmlite prints half NaNs without their payload
+      return _int_constant(llvm.IntType(triton_type.bits), bits).bitcast(llvm_type)
+    return llvm.Constant(llvm_type, float(value))
+  return _int_constant(llvm_type, int(value))
+
+
+def _int_constant(llvm_type, value: int):
+  value &= (1 << llvm_type.width) - 1
+  if value >= 1 << (llvm_type.width - 1) and llvm_type.width > 1:
+    value -= 1 << llvm_type.width
   return llvm.Constant(llvm_type, value)
-
-
-def _round_bf16_bits(f32_bits: int) -> int:
-  return ((f32_bits + 0x7FFF + ((f32_bits >> 16) & 1)) >> 16) & 0xFFFF
 
 
 @register(SCALAR, "arith.constant")
@@ -78,7 +81,7 @@ def _tensor_constant(lo, value, index: Index):
     return _constant_value(element, value, t.element)
   # A dense constant: a private global array, read like a buffer.
   name = f"const.{len(lo.module.globals)}"
-  flat = [_constant_value(T.memory_type(t), v, t.element) for v in value.reshape(-1).tolist()]
+  flat = [_constant_value(T.memory_type(t), v, t.element) for v in value.reshape(-1)]
   array_type = llvm.ArrayType(T.memory_type(t), len(flat))
   g = llvm.GlobalVariable(lo.module, array_type, name=name)
   g.global_constant = True

@@ -1,6 +1,8 @@
 """Triton types as LLVM types, and small helpers for values that are either scalars or vectors."""
 from __future__ import annotations
 
+import ml_dtypes
+import numpy as np
 from llvmlite import ir as llvm
 
 from .. import ir
@@ -26,6 +28,28 @@ def scalar_type(t) -> llvm.Type:
     return _SCALARS[t.name]
   except KeyError:
     raise NotImplementedError(f"element type {t} is not supported by the CPU backend") from None
+
+
+# Each Triton float type's numpy dtype: the reference encoding of constants and fp8 tables.
+NUMPY = {"f16": np.float16, "bf16": ml_dtypes.bfloat16, "f32": np.float32, "f64": np.float64,
+         "f8E4M3FN": ml_dtypes.float8_e4m3fn, "f8E5M2": ml_dtypes.float8_e5m2}
+
+
+def float_bits(name: str, value) -> int:
+  """The bit pattern of a float constant of Triton type `name`: `value` is a numpy scalar of that
+  type (dense constants: taken as is), or the reader's Python float (the MLIR attribute widened to
+  f64, exact; a NaN keeps its sign and payload in its top mantissa bits, which are put back)."""
+  dtype = np.dtype(NUMPY[name])
+  unsigned = np.dtype(f"u{dtype.itemsize}")
+  v = np.asarray(value)
+  if v.dtype == dtype:
+    return int(v.view(unsigned))
+  with np.errstate(invalid="ignore"):
+    bits = int(v.astype(np.float64).astype(dtype).view(unsigned))
+  if np.isnan(v):  # ml_dtypes and numpy give the canonical quiet NaN (of the right sign)
+    mantissa = ml_dtypes.finfo(dtype).nmant
+    bits |= (int(v.astype(np.float64).view(np.uint64)) >> (52 - mantissa)) & ((1 << mantissa) - 1)
+  return bits
 
 
 def memory_type(t) -> llvm.Type:
@@ -73,6 +97,15 @@ def declare(module: llvm.Module, name: str, ret, args, var_arg: bool = False) ->
   """The function `name` of the module (an intrinsic or a C library function), declared once."""
   fn = module.globals.get(name)
   return fn or llvm.Function(module, llvm.FunctionType(ret, args, var_arg=var_arg), name=name)
+
+
+def call_intrinsic(builder: llvm.IRBuilder, base: str, args, ret=None, overload=None):
+  """Calls llvm.<base>.<mangled overload types>(args) (overload: [ret] unless given)."""
+  ret = ret or args[0].type
+  overload = overload if overload is not None else [ret]
+  name = ".".join([f"llvm.{base}"] + [mangle(t) for t in overload])
+  fn = declare(builder.block.function.module, name, ret, [a.type for a in args])
+  return builder.call(fn, args)
 
 
 def mangle(t: llvm.Type) -> str:
