@@ -43,9 +43,11 @@ def test_an_op_no_dialect_knows_is_read_and_then_rejected_by_name():
     compile_ttir(_GENERIC, CPUOptions())
 
 
-def test_custom_form_text_is_refused_clearly():
-  with pytest.raises(ValueError, match="generic op form"):
-    reader.read_ttir("module {\n  tt.func public @k() {\n    tt.return\n  }\n}\n")
+def test_custom_form_text_is_read_through_triton_and_garbage_refused_clearly():
+  custom = "module {\n  tt.func public @k() {\n    tt.return\n  }\n}\n"
+  assert reader.read_ttir(custom).kernel.name == "k"
+  with pytest.raises(ValueError, match="unreadable Triton IR"):
+    reader.read_ttir("module {\n  tt.func public @k( {\n}\n")
 
 
 @triton.jit

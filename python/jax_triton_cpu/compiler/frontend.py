@@ -73,6 +73,24 @@ def print_generic(module, context) -> str:
 _FRONTEND_LOCK = threading.RLock()
 
 
+def generic_form(text: str) -> str:
+  """TTIR text in the custom form (hand-written, or a dump of triton's) in the generic form, through
+  triton's own parser, which knows every op of the installed triton."""
+  import tempfile
+  with tempfile.NamedTemporaryFile("w", suffix=".ttir") as f:
+    f.write(text)
+    f.flush()
+    with _FRONTEND_LOCK:
+      context = ir.context()
+      ir.load_dialects(context)
+      try:
+        module = ir.parse_mlir_module(f.name, context)
+      except RuntimeError as e:  # (MLIR's own diagnostic went to stderr)
+        raise ValueError(f"unreadable Triton IR: {e}") from None
+      module.context = context  # (the module must not outlive its context)
+      return print_generic(module, context)
+
+
 def _make_module(fn, signature, constants, attrs, options):
   with _FRONTEND_LOCK:
     return _make_module_unlocked(fn, signature, constants, attrs, options)

@@ -159,10 +159,11 @@ def _arg_names(mop) -> list[str]:
 
 
 def read_ttir(text: str) -> ir.Module:
-  """Parses TTIR in MLIR's generic op form (frontend.make_ttir) into our IR."""
+  """Parses TTIR into our IR: in MLIR's generic op form (frontend.make_ttir), or in the custom form
+  (hand-written TTIR, triton's dumps), which triton's own parser turns into the generic form."""
   if '"builtin.module"' not in text:
-    raise ValueError("the reader takes TTIR in MLIR's generic op form (as frontend.make_ttir "
-                     "prints it), not the custom form")
+    from . import frontend
+    text = frontend.generic_form(text)
   context = mlir.Context()
   context.allow_unregistered_dialects = True  # every dialect: none is registered
   with context:
