@@ -640,8 +640,8 @@ def test_cost_estimate(fake_compiler):
 
 def test_scalar_bits_in_lowering(fake_compiler, x64):
   k = fresh(many_scalars_kernel)
-  # (True would be specialised away: like jax-triton, any top-level scalar == 1 is a constexpr.)
-  values = [False, -5, 2**31 + 3, -(2**40), 2**63 + 5, 3.5, 1e300, np.float16(1.5), np.int8(-3)]
+  # True stays an i1 argument: only ints == 1 are specialised away, as in Triton.
+  values = [True, -5, 2**31 + 3, -(2**40), 2**63 + 5, 3.5, 1e300, np.float16(1.5), np.int8(-3)]
   out = jax.ShapeDtypeStruct((1,), jnp.float32)
   with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
     # out_ptr (declared first) is filled by the output; the scalars are given by keyword.
@@ -649,7 +649,7 @@ def test_scalar_bits_in_lowering(fake_compiler, x64):
                                                 **dict(zip("abcdefghi", values))))
   assert _int_array_attr(line, "arg_map") == [0, -1, -2, -3, -4, -5, -6, -7, -8, -9]
   expected_bits = [jttl._scalar_bits(v, jttl.get_type_id(v)) for v in values]
-  assert expected_bits == [0, 2**32 - 5, 2**31 + 3, -(2**40), -(2**63) + 5,
+  assert expected_bits == [1, 2**32 - 5, 2**31 + 3, -(2**40), -(2**63) + 5,
                            struct.unpack("<I", struct.pack("<f", 3.5))[0],
                            struct.unpack("<q", struct.pack("<d", 1e300))[0], 0x3E00, 0xFD]
   assert _int_array_attr(line, "scalars") == expected_bits
@@ -680,6 +680,32 @@ def test_scalar_equal_to_1_specialization(fake_compiler):
   assert _int_array_attr(line, "scalars") == [3]
   assert fake_compiler.call_count == 2  # 2 and 3 are not
   assert len(jttl.TritonFunction(k)._kernel_cache) == 2
+
+
+@pytest.mark.parametrize("value,type_id", [(1.0, "fp32"), (np.float32(1.0), "fp32"),
+                                           (np.float16(1.0), "fp16"), (True, "i1")])
+def test_float_or_bool_equal_to_1_stays_a_runtime_scalar(fake_compiler, value, type_id):
+  # As in Triton, only ints == 1 become constexprs: a float 1.0 stays a float argument, so
+  # `scale.to(tl.float32)` and float math on it still compile.
+  k = fresh(scaled_copy_kernel)
+  with warnings.catch_warnings(), \
+       mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+    warnings.simplefilter("ignore", DeprecationWarning)  # np.float32 scalars
+    line = _lowered_call(lambda x: jt.triton_call(value, x, kernel=k, out_type=x, grid=(8,)),
+                         X8)
+  assert make_ttir.call_args.args[1]["scale"] == type_id
+  assert "scale" not in make_ttir.call_args.args[2]
+  assert _int_array_attr(line, "arg_map") == [-1, 0, 1]
+  assert _int_array_attr(line, "scalars") == [jttl._scalar_bits(value, type_id)]
+
+
+def test_numpy_int_equal_to_1_is_a_constexpr(fake_compiler):
+  k = fresh(scaled_copy_kernel)
+  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+    line = _lowered_call(lambda x: jt.triton_call(np.int32(1), x, kernel=k, out_type=x,
+                                                  grid=(8,)), X8)
+  assert make_ttir.call_args.args[2] == {"scale": 1}
+  assert _int_array_attr(line, "arg_map") == [0, 1]
 
 
 def test_kernel_cache_equivalent_kernels(fake_compiler):
@@ -1049,6 +1075,34 @@ def test_e2e_scalar_equal_to_1():
   for scale in (1, 3):
     out = jt.triton_call(scale, x, kernel=scaled_copy_kernel, out_type=jax.typeof(x), grid=(8,))
     np.testing.assert_array_equal(np.asarray(out), scale * np.asarray(x))
+
+
+@triton.jit
+def cast_scale_kernel(scale, x_ptr, output_ptr):
+  pid = tl.program_id(0)
+  s = scale.to(tl.float32)
+  tl.store(output_ptr + pid, tl.load(x_ptr + pid) * s + tl.exp(scale * 0.0))
+
+
+@triton.jit
+def select_kernel(flag, x_ptr, output_ptr):
+  pid = tl.program_id(0)
+  x = tl.load(x_ptr + pid)
+  tl.store(output_ptr + pid, tl.where(flag.to(tl.int1), x, -x))
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.5])
+def test_e2e_float_scalar_equal_to_1_is_a_float(scale):
+  x = jnp.arange(8, dtype=jnp.float32) + 1.0
+  out = jt.triton_call(scale, x, kernel=cast_scale_kernel, out_type=jax.typeof(x), grid=(8,))
+  np.testing.assert_array_equal(np.asarray(out), scale * np.asarray(x) + 1.0)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_e2e_bool_scalar_stays_a_bool(flag):
+  x = jnp.arange(8, dtype=jnp.float32) + 1.0
+  out = jt.triton_call(flag, x, kernel=select_kernel, out_type=jax.typeof(x), grid=(8,))
+  np.testing.assert_array_equal(np.asarray(out), np.asarray(x) if flag else -np.asarray(x))
 
 
 def test_e2e_ref_inplace():

@@ -406,7 +406,7 @@ class KernelSpecialization:
     "constexpr" for constants).
   specialization: per flat argument, (type, "D" for 16-divisible pointers or "").
   attrs: argument path (indices over *all* kernel parameters) -> [["tt.divisibility", 16]] or [].
-  constants: constexpr name -> value (metaparams, and top-level scalars equal to 1).
+  constants: constexpr name -> value (metaparams, and top-level int scalars equal to 1).
   """
   signature: dict[str, Any]
   specialization: tuple[tuple[str, str], ...]
@@ -611,14 +611,16 @@ class TritonFunction:
 
 
 def _equals_one(x: Any) -> bool:
+  """Whether a scalar argument is specialised to the constexpr 1: ints only, as in Triton.
+
+  Floats and bools equal to 1 stay runtime arguments of their own type (fp32, i1, ...): made the
+  constexpr *int* 1 they would break `scale.to(tl.float32)` and float math in the kernel.
+  """
   if isinstance(x, tl.constexpr):
     x = x.value
-  if isinstance(x, str):
+  if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
     return False
-  try:
-    return bool(x == 1)
-  except Exception:  # pylint: disable=broad-except
-    return False
+  return bool(x == 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -856,7 +858,8 @@ def triton_call(
     *args: operands, bound by position to the kernel's parameters. Arrays and Refs
       (`jax.new_ref`) are passed as pointers; Refs are mutated in place and are not listed in
       `out_type`. Other values (Python/numpy scalars) are static: they are part of the
-      compiled call; an int, float or bool equal to 1 at the top level becomes a constexpr.
+      compiled call; an int equal to 1 at the top level becomes a constexpr (as in Triton;
+      floats and bools stay runtime scalars).
       Tuples (of any of these) bind to tuple parameters. An argument bound to a constexpr
       parameter is a metaparam.
     kernel: a `triton.jit` function, optionally wrapped in `triton.heuristics` and/or
