@@ -156,6 +156,18 @@ def desc_kernel(desc, out_ptr):
   tl.store(out_ptr, 0.0)
 
 
+@triton.jit
+def option_params_kernel(out_ptr, num_stages: tl.constexpr, num_warps: tl.constexpr,
+                         debug: tl.constexpr, num_ctas: tl.constexpr = 1):
+  # Constexpr parameters named like launch options receive the options' values, as in Triton.
+  tl.store(out_ptr, num_stages * 1000 + num_warps * 10 + debug + (num_ctas - 1) * 100)
+
+
+@triton.jit
+def option_default_kernel(out_ptr, num_warps: tl.constexpr = 8):
+  tl.store(out_ptr, num_warps)
+
+
 _MODULE_KERNELS = [v for v in list(globals().values()) if isinstance(v, triton.runtime.JITFunction)]
 
 
@@ -708,6 +720,48 @@ def test_numpy_int_equal_to_1_is_a_constexpr(fake_compiler):
   assert _int_array_attr(line, "arg_map") == [0, 1]
 
 
+def _constants_and_options(kernel, **kwargs):
+  """(constants, CPUOptions) of the one compile of a triton_call of `kernel` (out_ptr only)."""
+  out = jax.ShapeDtypeStruct((1,), jnp.int32)
+  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir, \
+       mock.patch.object(compiler, "compile_ttir", side_effect=_fake_compile_ttir) as back_end:
+    _lowered_call(lambda: jt.triton_call(kernel=kernel, out_type=out, grid=1, **kwargs))
+  return make_ttir.call_args.args[2], back_end.call_args.args[1]
+
+
+def test_launch_option_params_get_the_option_values(fake_compiler):
+  k = fresh(option_params_kernel)
+  constants, options = _constants_and_options(k)  # triton_call's defaults
+  assert constants == {"num_stages": 3, "num_warps": 4, "debug": False, "num_ctas": 1}
+  constants, options = _constants_and_options(k, num_stages=2, num_warps=1, debug=True)
+  assert constants == {"num_stages": 2, "num_warps": 1, "debug": True, "num_ctas": 1}
+  # ...and the options are still set.
+  assert (options.num_stages, options.num_warps, options.debug) == (2, 1, True)
+  constants, options = _constants_and_options(k, backend_options={"num_stages": 5})
+  assert constants["num_stages"] == 5 and options.num_stages == 5
+
+
+def test_launch_option_param_default(fake_compiler):
+  k = fresh(option_default_kernel)
+  # Not given: the kernel's own default, as in Triton; given: the option's value.
+  assert _constants_and_options(k)[0] == {"num_warps": 8}
+  constants, options = _constants_and_options(k, num_warps=2)
+  assert constants == {"num_warps": 2} and options.num_warps == 2
+
+
+def test_launch_option_params_take_each_autotune_configs_value(fake_compiler):
+  configs = [triton.Config({}, num_stages=s, num_warps=w) for s, w in ((1, 2), (4, 8))]
+  k = triton.autotune(configs, key=[])(fresh(option_params_kernel))
+  out = jax.ShapeDtypeStruct((1,), jnp.int32)
+  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+    line = _lowered_call(lambda: jt.triton_call(kernel=k, out_type=out, grid=1, num_stages=9))
+  assert _i32_attr(line, "num_configs") == 2
+  assert [(c.args[2]["num_stages"], c.args[2]["num_warps"]) for c in make_ttir.call_args_list] \
+      == [(1, 2), (4, 8)]
+  assert [(o.num_stages, o.num_warps) for o in (c.args[1] for c in fake_compiler.call_args_list)
+          ] == [(1, 2), (4, 8)]
+
+
 def test_kernel_cache_equivalent_kernels(fake_compiler):
   my_add_kernel = fresh(add_kernel)
   fn1 = jax.jit(lambda x, y: _add(x, y, BLOCK_SIZE=32, kernel=my_add_kernel))
@@ -1103,6 +1157,38 @@ def test_e2e_bool_scalar_stays_a_bool(flag):
   x = jnp.arange(8, dtype=jnp.float32) + 1.0
   out = jt.triton_call(flag, x, kernel=select_kernel, out_type=jax.typeof(x), grid=(8,))
   np.testing.assert_array_equal(np.asarray(out), np.asarray(x) if flag else -np.asarray(x))
+
+
+@triton.jit
+def persistent_softmax_kernel(out_ptr, in_ptr, in_row_stride, out_row_stride, n_rows, n_cols,
+                              BLOCK_SIZE: tl.constexpr, num_stages: tl.constexpr):
+  # A persistent kernel that pipelines its row loop with the launch's num_stages (the pattern of
+  # Triton's fused-softmax tutorial): each program walks rows pid, pid + grid, ...
+  cols = tl.arange(0, BLOCK_SIZE)
+  mask = cols < n_cols
+  for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0), num_stages=num_stages):
+    x = tl.load(in_ptr + row * in_row_stride + cols, mask=mask, other=-float("inf"))
+    z = x - tl.max(x, axis=0)
+    e = tl.exp(z)
+    tl.store(out_ptr + row * out_row_stride + cols, e / tl.sum(e, axis=0), mask=mask)
+
+
+@pytest.mark.parametrize("num_stages", [None, 2])
+def test_e2e_persistent_softmax_with_num_stages_param(num_stages):
+  x = np.random.default_rng(0).standard_normal((37, 100)).astype(np.float32)
+  n_rows, n_cols = x.shape
+  out = jax.jit(lambda x: jt.triton_call(
+      in_ptr=x, in_row_stride=n_cols, out_row_stride=n_cols, n_rows=n_rows, n_cols=n_cols,
+      kernel=persistent_softmax_kernel, out_type=jax.typeof(x), grid=4, num_stages=num_stages,
+      num_warps=8, BLOCK_SIZE=128))(x)
+  e = np.exp(x - x.max(axis=1, keepdims=True))
+  np.testing.assert_allclose(np.asarray(out), e / e.sum(axis=1, keepdims=True), rtol=1e-5)
+
+
+def test_e2e_launch_option_params():
+  out = jt.triton_call(kernel=option_params_kernel, out_type=jax.ShapeDtypeStruct((1,), jnp.int32),
+                       grid=1, num_stages=2, num_warps=1)
+  assert out.tolist() == [2010]
 
 
 def test_e2e_ref_inplace():

@@ -51,6 +51,7 @@ from jax.interpreters import xla
 
 from . import compiler
 from .compiler import frontend
+from .compiler.options import _GPU_ONLY_OPTIONS
 
 CUSTOM_CALL_TARGET_NAME: Final[str] = "triton_cpu_kernel_call"
 
@@ -98,6 +99,12 @@ _TRITON_TO_NP_DTYPE: dict[str, np.dtype] = {v: k for k, v in _JAX_TO_TRITON_TYPE
 # aligned), so pointers are specialised as divisible by 16, as jax-triton does on GPU.
 _POINTER_ALIGNMENT = 16
 _DIVISIBILITY_16 = [["tt.divisibility", _POINTER_ALIGNMENT]]
+
+# The CPU options and their defaults; with the GPU-only ones, every name Triton's launcher treats
+# as an option. A constexpr kernel parameter with such a name receives the option's value.
+_CPU_OPTION_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(compiler.CPUOptions)}
+_LAUNCH_OPTION_NAMES = frozenset(_CPU_OPTION_DEFAULTS) | _GPU_ONLY_OPTIONS
 
 
 def get_type_id(obj: Any) -> str:
@@ -487,6 +494,11 @@ class TritonFunction:
     return frozenset(p.name for p in self.params if p.is_constexpr)
 
   @functools.cached_property
+  def option_param_names(self) -> frozenset[str]:
+    """Constexpr parameters named like a launch option (num_warps, num_stages, debug, ...)."""
+    return self.constexpr_param_names & _LAUNCH_OPTION_NAMES
+
+  @functools.cached_property
   def non_constexpr_param_names(self) -> list[str]:
     return [p.name for p in self.params if not p.is_constexpr]
 
@@ -747,23 +759,26 @@ class _LaunchCall:
     }
 
 
-# Config kwargs with these names (unless they name a kernel parameter) are CPU options of that
-# config, not metaparams: triton.Config({"BLOCK": 64, "num_cpu_threads": 4}) tunes the thread
-# count, as kernel launch keywords that are not parameters become options in Triton.
-_CONFIG_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(compiler.CPUOptions))
-
-
 def _split_config(triton_fn: TritonFunction, config: triton.Config
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
-  """A config's (metaparams, backend options)."""
+  """A config's (metaparams, backend options).
+
+  Config kwargs with CPU option names are options of that config: triton.Config({"BLOCK": 64,
+  "num_cpu_threads": 4}) tunes the thread count, as launch keywords become options in Triton. A
+  kwarg that also names a kernel parameter is both, as in Triton's launcher.
+  """
   metaparams, options = {}, {}
   for k, v in config.kwargs.items():
-    if k in _CONFIG_OPTION_NAMES and k not in triton_fn.param_names:
+    if k in _CPU_OPTION_DEFAULTS:
       options[k] = v
-    else:
+    if k in triton_fn.param_names or k not in _CPU_OPTION_DEFAULTS:
       metaparams[k] = v
   options = {"num_warps": config.num_warps, "num_stages": config.num_stages,
              "num_ctas": config.num_ctas, **options}
+  if triton_fn.autotuner is not None:
+    # Triton's autotuner launches with each config's num_warps, num_stages, ... as keywords, so
+    # parameters with those names take the config's values.
+    metaparams.update((n, options[n]) for n in triton_fn.option_param_names if n in options)
   return metaparams, options
 
 
@@ -873,7 +888,10 @@ def triton_call(
     grid: an int, a tuple of up to 3 ints, or a function of the metaparams dict returning one.
     name: a name for the call (kept for compatibility).
     num_warps, num_stages, num_ctas: GPU launch knobs, accepted for compatibility; num_ctas
-      must be 1.
+      must be 1. As in Triton, a constexpr kernel parameter named like a launch option
+      (`num_stages: tl.constexpr`, also `num_warps`, `debug`, `backend_options` keys) receives
+      the option's value: the one given here or in a `triton.Config`, else the kernel's default
+      for it, else the option's default.
     compute_capability: ignored on CPU.
     backend_options: CPU compile options (`jax_triton_cpu.compiler.CPUOptions`), e.g.
       `num_cpu_threads`, `enable_fast_math`; GPU-only options are accepted and ignored.
@@ -901,6 +919,7 @@ def triton_call(
     raise ValueError(
         f"Cannot specify {conflicts} both as explicit arguments and in ``backend_options``")
   backend_options = {**backend_options, **explicit_options}
+  given_options = frozenset(backend_options)
   backend_options.setdefault("num_warps", 4)
   backend_options.setdefault("num_stages", 3)
   backend_options.setdefault("num_ctas", 1)
@@ -927,6 +946,14 @@ def triton_call(
   # Keywords naming a kernel parameter are bound to it; any other keyword is a metaparam.
   metaparams: dict[str, Any] = {
       n: triton_fn.param_defaults[n] for n in constexpr_names if n in triton_fn.param_defaults}
+  # As Triton's launcher does, a constexpr parameter named like a launch option (tutorial 02's
+  # `num_stages: tl.constexpr`) gets the option's value: the one given, else the kernel's
+  # default, else the option's default.
+  for n in triton_fn.option_param_names:
+    if n in given_options or n not in metaparams:
+      value = backend_options.get(n, _CPU_OPTION_DEFAULTS.get(n))
+      if value is not None:
+        metaparams[n] = value
   kernel_kwargs = {}
   for k, v in kwargs.items():
     if k in param_names:
