@@ -1023,6 +1023,29 @@ def test_autotune_with_heuristics_does_not_modify_configs(fake_compiler):
   assert [c.kwargs for c in configs] == [{"BLOCK_SIZE": 32}, {"BLOCK_SIZE": 64}]
 
 
+def test_autotune_perf_model_with_explicit_metaparams(fake_compiler):
+  # The perf model sees every argument, metaparam and config value once, by keyword.
+  seen = []
+
+  def perf_model(**kwargs):
+    seen.append(kwargs)
+    return abs(kwargs["num_stages"] - 1)
+
+  configs = [triton.Config({}, num_stages=s) for s in (2, 1, 3)]
+  k = triton.autotune(configs, key=[], prune_configs_by={"perf_model": perf_model, "top_k": 1})(
+      fresh(persistent_softmax_kernel))
+  x = jnp.zeros((4, 8), jnp.float32)
+  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+    line = _lowered_call(lambda x: jt.triton_call(
+        in_ptr=x, in_row_stride=8, out_row_stride=8, n_rows=4, n_cols=8, kernel=k, out_type=x,
+        grid=1, BLOCK_SIZE=8), x)
+  assert "num_configs" not in line
+  assert make_ttir.call_args.args[2] == {"BLOCK_SIZE": 8, "num_stages": 1}
+  assert [(d["BLOCK_SIZE"], d["num_stages"], d["num_warps"]) for d in seen] == [
+      (8, 2, 4), (8, 1, 4), (8, 3, 4)]
+  assert all(d["out_ptr"].shape == (4, 8) and d["n_cols"] == 8 for d in seen)
+
+
 def test_autotune_pre_hook_error(fake_compiler):
   k = triton.autotune([triton.Config({"BLOCK_SIZE": 32}, pre_hook=lambda args: None)],
                       key=[])(fresh(add_kernel))

@@ -538,7 +538,8 @@ class TritonFunction:
         if isinstance(top_k, float) and top_k <= 1.0:
           top_k = max(1, int(len(configs) * top_k))
         if len(configs) > top_k:
-          est = [at.perf_model(**named_args, **metaparams, **c.all_kwargs()) for c in configs]
+          # One dict: a name in several of these (a metaparam, num_stages) is passed once.
+          est = [at.perf_model(**{**named_args, **metaparams, **c.all_kwargs()}) for c in configs]
           order = sorted(range(len(configs)), key=lambda i: est[i])
           configs = [configs[i] for i in order[:top_k]]
       if not configs:
