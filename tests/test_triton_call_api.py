@@ -19,6 +19,7 @@ import pytest
 import triton
 import triton.language as tl
 from jax._src.interpreters import partial_eval as pe
+from jax.sharding import PartitionSpec as P
 
 import jax_triton_cpu as jt
 from jax_triton_cpu import compiler
@@ -513,6 +514,32 @@ def test_triton_kernel_call_never_dced():
   jaxpr = jax.make_jaxpr(lambda x, y: _add(x, y))(X8, Y8)
   dce_jaxpr, _ = pe.dce_jaxpr(jaxpr.jaxpr, [False])
   assert len([e for e in dce_jaxpr.eqns if e.primitive is jttl.triton_kernel_call_p]) == 1
+
+
+def _shard_map_over_2(f, in_specs, out_specs):
+  """make_jaxpr of f under shard_map over an abstract 2-device mesh (no devices needed)."""
+  mesh = jax.sharding.AbstractMesh((2,), ("x",), axis_types=(jax.sharding.AxisType.Auto,))
+  x = jax.ShapeDtypeStruct((16,), jnp.float32)
+  return jax.make_jaxpr(jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs))(x, x)
+
+
+@pytest.mark.parametrize("in_specs,varying", [((P("x"), P()), {"x"}), ((P(), P()), set())])
+def test_outputs_vary_over_the_axes_the_inputs_vary_over(in_specs, varying):
+  # Under shard_map(check_vma=True) each shard's outputs depend on its inputs: they vary over
+  # every mesh axis an input varies over, so a psum or an out_specs of P() treats them right.
+  seen = []
+
+  def f(x, y):
+    z = _add(x, y)
+    seen.append(jax.typeof(z).mat.varying)
+    return z
+
+  _shard_map_over_2(f, in_specs, P("x"))
+  assert seen == [varying]
+  with pytest.raises(ValueError, match="shard_map applied to the function 'g' was given out_specs"):
+    def g(x, y):
+      return _add(x, y)
+    _shard_map_over_2(g, (P("x"), P()), P())
 
 
 def test_transformed_ref_rejected():

@@ -318,6 +318,21 @@ def _triton_kernel_call_impl(*args, **params):
 triton_kernel_call_p.def_impl(_triton_kernel_call_impl)
 
 
+def _out_aval(shape, dtype, in_avals) -> core.ShapedArray:
+  """An output's aval. Under shard_map (check_vma=True) each shard's outputs are computed from
+  its inputs, so they vary over every mesh axis an input varies over: marked invariant, they
+  would let out_specs=P() take one shard's values for all and psum treat them as equal."""
+  varying = frozenset()
+  if jax_config._check_vma.value:
+    for aval in in_avals:
+      aval = getattr(aval, "inner_aval", aval)  # a Ref's array
+      varying |= getattr(getattr(aval, "mat", None), "varying", frozenset())
+  if not varying:
+    return core.ShapedArray(shape, dtype)
+  return core.ShapedArray(shape, dtype, sharding=core.get_cur_mesh_sharding(),
+                          manual_axis_type=core.ManualAxisType(varying=varying))
+
+
 @triton_kernel_call_p.def_effectful_abstract_eval
 def _triton_kernel_call_abstract_eval(*in_avals, out_shapes, **_):
   # The kernel may read and write any Ref it gets.
@@ -326,7 +341,7 @@ def _triton_kernel_call_abstract_eval(*in_avals, out_shapes, **_):
       for i, aval in enumerate(in_avals) if isinstance(aval, state.AbstractRef)
       for effect in (state.ReadEffect, state.WriteEffect)
   }
-  return [core.ShapedArray(s.shape, s.dtype) for s in out_shapes], effects
+  return [_out_aval(s.shape, s.dtype, in_avals) for s in out_shapes], effects
 
 
 # A kernel call is never removed by DCE: it may write to its operands.
