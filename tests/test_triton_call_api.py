@@ -19,6 +19,7 @@ import pytest
 import triton
 import triton.language as tl
 from jax._src.interpreters import partial_eval as pe
+from jax.sharding import PartitionSpec as P
 
 import jax_triton_cpu as jt
 from jax_triton_cpu import compiler
@@ -154,6 +155,18 @@ def dispatch_kernel(x_ptr, y_ptr, output_ptr, FN: tl.constexpr, BLOCK_SIZE: tl.c
 @triton.jit
 def desc_kernel(desc, out_ptr):
   tl.store(out_ptr, 0.0)
+
+
+@triton.jit
+def option_params_kernel(out_ptr, num_stages: tl.constexpr, num_warps: tl.constexpr,
+                         debug: tl.constexpr, num_ctas: tl.constexpr = 1):
+  # Constexpr parameters named like launch options receive the options' values, as in Triton.
+  tl.store(out_ptr, num_stages * 1000 + num_warps * 10 + debug + (num_ctas - 1) * 100)
+
+
+@triton.jit
+def option_default_kernel(out_ptr, num_warps: tl.constexpr = 8):
+  tl.store(out_ptr, num_warps)
 
 
 _MODULE_KERNELS = [v for v in list(globals().values()) if isinstance(v, triton.runtime.JITFunction)]
@@ -508,6 +521,32 @@ def test_triton_kernel_call_never_dced():
   assert len([e for e in dce_jaxpr.eqns if e.primitive is jttl.triton_kernel_call_p]) == 1
 
 
+def _shard_map_over_2(f, in_specs, out_specs):
+  """make_jaxpr of f under shard_map over an abstract 2-device mesh (no devices needed)."""
+  mesh = jax.sharding.AbstractMesh((2,), ("x",), axis_types=(jax.sharding.AxisType.Auto,))
+  x = jax.ShapeDtypeStruct((16,), jnp.float32)
+  return jax.make_jaxpr(jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs))(x, x)
+
+
+@pytest.mark.parametrize("in_specs,varying", [((P("x"), P()), {"x"}), ((P(), P()), set())])
+def test_outputs_vary_over_the_axes_the_inputs_vary_over(in_specs, varying):
+  # Under shard_map(check_vma=True) each shard's outputs depend on its inputs: they vary over
+  # every mesh axis an input varies over, so a psum or an out_specs of P() treats them right.
+  seen = []
+
+  def f(x, y):
+    z = _add(x, y)
+    seen.append(jax.typeof(z).mat.varying)
+    return z
+
+  _shard_map_over_2(f, in_specs, P("x"))
+  assert seen == [varying]
+  with pytest.raises(ValueError, match="shard_map applied to the function 'g' was given out_specs"):
+    def g(x, y):
+      return _add(x, y)
+    _shard_map_over_2(g, (P("x"), P()), P())
+
+
 def test_transformed_ref_rejected():
   def f(x):
     r = jax.new_ref(x)
@@ -645,8 +684,8 @@ def test_cost_estimate(fake_compiler):
 
 def test_scalar_bits_in_lowering(fake_compiler, x64):
   k = fresh(many_scalars_kernel)
-  # (True would be specialised away: like jax-triton, any top-level scalar == 1 is a constexpr.)
-  values = [False, -5, 2**31 + 3, -(2**40), 2**63 + 5, 3.5, 1e300, np.float16(1.5), np.int8(-3)]
+  # True stays an i1 argument: only ints == 1 are specialised away, as in Triton.
+  values = [True, -5, 2**31 + 3, -(2**40), 2**63 + 5, 3.5, 1e300, np.float16(1.5), np.int8(-3)]
   out = jax.ShapeDtypeStruct((1,), jnp.float32)
   with mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir:
     # out_ptr (declared first) is filled by the output; the scalars are given by keyword.
@@ -654,7 +693,7 @@ def test_scalar_bits_in_lowering(fake_compiler, x64):
                                                 **dict(zip("abcdefghi", values))))
   assert _int_array_attr(line, "arg_map") == [0, -1, -2, -3, -4, -5, -6, -7, -8, -9]
   expected_bits = [jttl._scalar_bits(v, jttl.get_type_id(v)) for v in values]
-  assert expected_bits == [0, 2**32 - 5, 2**31 + 3, -(2**40), -(2**63) + 5,
+  assert expected_bits == [1, 2**32 - 5, 2**31 + 3, -(2**40), -(2**63) + 5,
                            struct.unpack("<I", struct.pack("<f", 3.5))[0],
                            struct.unpack("<q", struct.pack("<d", 1e300))[0], 0x3E00, 0xFD]
   assert _int_array_attr(line, "scalars") == expected_bits
@@ -685,6 +724,74 @@ def test_scalar_equal_to_1_specialization(fake_compiler):
   assert _int_array_attr(line, "scalars") == [3]
   assert fake_compiler.call_count == 2  # 2 and 3 are not
   assert len(jttl.TritonFunction(k)._kernel_cache) == 2
+
+
+@pytest.mark.parametrize("value,type_id", [(1.0, "fp32"), (np.float32(1.0), "fp32"),
+                                           (np.float16(1.0), "fp16"), (True, "i1")])
+def test_float_or_bool_equal_to_1_stays_a_runtime_scalar(fake_compiler, value, type_id):
+  # As in Triton, only ints == 1 become constexprs: a float 1.0 stays a float argument, so
+  # `scale.to(tl.float32)` and float math on it still compile.
+  k = fresh(scaled_copy_kernel)
+  with warnings.catch_warnings(), \
+       mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+    warnings.simplefilter("ignore", DeprecationWarning)  # np.float32 scalars
+    line = _lowered_call(lambda x: jt.triton_call(value, x, kernel=k, out_type=x, grid=(8,)),
+                         X8)
+  assert make_ttir.call_args.args[1]["scale"] == type_id
+  assert "scale" not in make_ttir.call_args.args[2]
+  assert _int_array_attr(line, "arg_map") == [-1, 0, 1]
+  assert _int_array_attr(line, "scalars") == [jttl._scalar_bits(value, type_id)]
+
+
+def test_numpy_int_equal_to_1_is_a_constexpr(fake_compiler):
+  k = fresh(scaled_copy_kernel)
+  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+    line = _lowered_call(lambda x: jt.triton_call(np.int32(1), x, kernel=k, out_type=x,
+                                                  grid=(8,)), X8)
+  assert make_ttir.call_args.args[2] == {"scale": 1}
+  assert _int_array_attr(line, "arg_map") == [0, 1]
+
+
+def _constants_and_options(kernel, **kwargs):
+  """(constants, CPUOptions) of the one compile of a triton_call of `kernel` (out_ptr only)."""
+  out = jax.ShapeDtypeStruct((1,), jnp.int32)
+  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir, \
+       mock.patch.object(compiler, "compile_ttir", side_effect=_fake_compile_ttir) as back_end:
+    _lowered_call(lambda: jt.triton_call(kernel=kernel, out_type=out, grid=1, **kwargs))
+  return make_ttir.call_args.args[2], back_end.call_args.args[1]
+
+
+def test_launch_option_params_get_the_option_values(fake_compiler):
+  k = fresh(option_params_kernel)
+  constants, options = _constants_and_options(k)  # triton_call's defaults
+  assert constants == {"num_stages": 3, "num_warps": 4, "debug": False, "num_ctas": 1}
+  constants, options = _constants_and_options(k, num_stages=2, num_warps=1, debug=True)
+  assert constants == {"num_stages": 2, "num_warps": 1, "debug": True, "num_ctas": 1}
+  # ...and the options are still set.
+  assert (options.num_stages, options.num_warps, options.debug) == (2, 1, True)
+  constants, options = _constants_and_options(k, backend_options={"num_stages": 5})
+  assert constants["num_stages"] == 5 and options.num_stages == 5
+
+
+def test_launch_option_param_default(fake_compiler):
+  k = fresh(option_default_kernel)
+  # Not given: the kernel's own default, as in Triton; given: the option's value.
+  assert _constants_and_options(k)[0] == {"num_warps": 8}
+  constants, options = _constants_and_options(k, num_warps=2)
+  assert constants == {"num_warps": 2} and options.num_warps == 2
+
+
+def test_launch_option_params_take_each_autotune_configs_value(fake_compiler):
+  configs = [triton.Config({}, num_stages=s, num_warps=w) for s, w in ((1, 2), (4, 8))]
+  k = triton.autotune(configs, key=[])(fresh(option_params_kernel))
+  out = jax.ShapeDtypeStruct((1,), jnp.int32)
+  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+    line = _lowered_call(lambda: jt.triton_call(kernel=k, out_type=out, grid=1, num_stages=9))
+  assert _i32_attr(line, "num_configs") == 2
+  assert [(c.args[2]["num_stages"], c.args[2]["num_warps"]) for c in make_ttir.call_args_list] \
+      == [(1, 2), (4, 8)]
+  assert [(o.num_stages, o.num_warps) for o in (c.args[1] for c in fake_compiler.call_args_list)
+          ] == [(1, 2), (4, 8)]
 
 
 def test_kernel_cache_equivalent_kernels(fake_compiler):
@@ -948,6 +1055,29 @@ def test_autotune_with_heuristics_does_not_modify_configs(fake_compiler):
   assert [c.kwargs for c in configs] == [{"BLOCK_SIZE": 32}, {"BLOCK_SIZE": 64}]
 
 
+def test_autotune_perf_model_with_explicit_metaparams(fake_compiler):
+  # The perf model sees every argument, metaparam and config value once, by keyword.
+  seen = []
+
+  def perf_model(**kwargs):
+    seen.append(kwargs)
+    return abs(kwargs["num_stages"] - 1)
+
+  configs = [triton.Config({}, num_stages=s) for s in (2, 1, 3)]
+  k = triton.autotune(configs, key=[], prune_configs_by={"perf_model": perf_model, "top_k": 1})(
+      fresh(persistent_softmax_kernel))
+  x = jnp.zeros((4, 8), jnp.float32)
+  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+    line = _lowered_call(lambda x: jt.triton_call(
+        in_ptr=x, in_row_stride=8, out_row_stride=8, n_rows=4, n_cols=8, kernel=k, out_type=x,
+        grid=1, BLOCK_SIZE=8), x)
+  assert "num_configs" not in line
+  assert make_ttir.call_args.args[2] == {"BLOCK_SIZE": 8, "num_stages": 1}
+  assert [(d["BLOCK_SIZE"], d["num_stages"], d["num_warps"]) for d in seen] == [
+      (8, 2, 4), (8, 1, 4), (8, 3, 4)]
+  assert all(d["out_ptr"].shape == (4, 8) and d["n_cols"] == 8 for d in seen)
+
+
 def test_autotune_pre_hook_error(fake_compiler):
   k = triton.autotune([triton.Config({"BLOCK_SIZE": 32}, pre_hook=lambda args: None)],
                       key=[])(fresh(add_kernel))
@@ -1054,6 +1184,66 @@ def test_e2e_scalar_equal_to_1():
   for scale in (1, 3):
     out = jt.triton_call(scale, x, kernel=scaled_copy_kernel, out_type=jax.typeof(x), grid=(8,))
     np.testing.assert_array_equal(np.asarray(out), scale * np.asarray(x))
+
+
+@triton.jit
+def cast_scale_kernel(scale, x_ptr, output_ptr):
+  pid = tl.program_id(0)
+  s = scale.to(tl.float32)
+  tl.store(output_ptr + pid, tl.load(x_ptr + pid) * s + tl.exp(scale * 0.0))
+
+
+@triton.jit
+def select_kernel(flag, x_ptr, output_ptr):
+  pid = tl.program_id(0)
+  x = tl.load(x_ptr + pid)
+  tl.store(output_ptr + pid, tl.where(flag.to(tl.int1), x, -x))
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.5])
+def test_e2e_float_scalar_equal_to_1_is_a_float(scale):
+  x = jnp.arange(8, dtype=jnp.float32) + 1.0
+  out = jt.triton_call(scale, x, kernel=cast_scale_kernel, out_type=jax.typeof(x), grid=(8,))
+  np.testing.assert_array_equal(np.asarray(out), scale * np.asarray(x) + 1.0)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_e2e_bool_scalar_stays_a_bool(flag):
+  x = jnp.arange(8, dtype=jnp.float32) + 1.0
+  out = jt.triton_call(flag, x, kernel=select_kernel, out_type=jax.typeof(x), grid=(8,))
+  np.testing.assert_array_equal(np.asarray(out), np.asarray(x) if flag else -np.asarray(x))
+
+
+@triton.jit
+def persistent_softmax_kernel(out_ptr, in_ptr, in_row_stride, out_row_stride, n_rows, n_cols,
+                              BLOCK_SIZE: tl.constexpr, num_stages: tl.constexpr):
+  # A persistent kernel that pipelines its row loop with the launch's num_stages (the pattern of
+  # Triton's fused-softmax tutorial): each program walks rows pid, pid + grid, ...
+  cols = tl.arange(0, BLOCK_SIZE)
+  mask = cols < n_cols
+  for row in tl.range(tl.program_id(0), n_rows, tl.num_programs(0), num_stages=num_stages):
+    x = tl.load(in_ptr + row * in_row_stride + cols, mask=mask, other=-float("inf"))
+    z = x - tl.max(x, axis=0)
+    e = tl.exp(z)
+    tl.store(out_ptr + row * out_row_stride + cols, e / tl.sum(e, axis=0), mask=mask)
+
+
+@pytest.mark.parametrize("num_stages", [None, 2])
+def test_e2e_persistent_softmax_with_num_stages_param(num_stages):
+  x = np.random.default_rng(0).standard_normal((37, 100)).astype(np.float32)
+  n_rows, n_cols = x.shape
+  out = jax.jit(lambda x: jt.triton_call(
+      in_ptr=x, in_row_stride=n_cols, out_row_stride=n_cols, n_rows=n_rows, n_cols=n_cols,
+      kernel=persistent_softmax_kernel, out_type=jax.typeof(x), grid=4, num_stages=num_stages,
+      num_warps=8, BLOCK_SIZE=128))(x)
+  e = np.exp(x - x.max(axis=1, keepdims=True))
+  np.testing.assert_allclose(np.asarray(out), e / e.sum(axis=1, keepdims=True), rtol=1e-5)
+
+
+def test_e2e_launch_option_params():
+  out = jt.triton_call(kernel=option_params_kernel, out_type=jax.ShapeDtypeStruct((1,), jnp.int32),
+                       grid=1, num_stages=2, num_warps=1)
+  assert out.tolist() == [2010]
 
 
 def test_e2e_ref_inplace():

@@ -51,6 +51,7 @@ from jax.interpreters import xla
 
 from . import compiler
 from .compiler import frontend
+from .compiler.options import _GPU_ONLY_OPTIONS
 
 CUSTOM_CALL_TARGET_NAME: Final[str] = "triton_cpu_kernel_call"
 
@@ -98,6 +99,12 @@ _TRITON_TO_NP_DTYPE: dict[str, np.dtype] = {v: k for k, v in _JAX_TO_TRITON_TYPE
 # aligned), so pointers are specialised as divisible by 16, as jax-triton does on GPU.
 _POINTER_ALIGNMENT = 16
 _DIVISIBILITY_16 = [["tt.divisibility", _POINTER_ALIGNMENT]]
+
+# The CPU options and their defaults; with the GPU-only ones, every name Triton's launcher treats
+# as an option. A constexpr kernel parameter with such a name receives the option's value.
+_CPU_OPTION_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(compiler.CPUOptions)}
+_LAUNCH_OPTION_NAMES = frozenset(_CPU_OPTION_DEFAULTS) | _GPU_ONLY_OPTIONS
 
 
 def get_type_id(obj: Any) -> str:
@@ -311,6 +318,21 @@ def _triton_kernel_call_impl(*args, **params):
 triton_kernel_call_p.def_impl(_triton_kernel_call_impl)
 
 
+def _out_aval(shape, dtype, in_avals) -> core.ShapedArray:
+  """An output's aval. Under shard_map (check_vma=True) each shard's outputs are computed from
+  its inputs, so they vary over every mesh axis an input varies over: marked invariant, they
+  would let out_specs=P() take one shard's values for all and psum treat them as equal."""
+  varying = frozenset()
+  if jax_config._check_vma.value:
+    for aval in in_avals:
+      aval = getattr(aval, "inner_aval", aval)  # a Ref's array
+      varying |= getattr(getattr(aval, "mat", None), "varying", frozenset())
+  if not varying:
+    return core.ShapedArray(shape, dtype)
+  return core.ShapedArray(shape, dtype, sharding=core.get_cur_mesh_sharding(),
+                          manual_axis_type=core.ManualAxisType(varying=varying))
+
+
 @triton_kernel_call_p.def_effectful_abstract_eval
 def _triton_kernel_call_abstract_eval(*in_avals, out_shapes, **_):
   # The kernel may read and write any Ref it gets.
@@ -319,7 +341,7 @@ def _triton_kernel_call_abstract_eval(*in_avals, out_shapes, **_):
       for i, aval in enumerate(in_avals) if isinstance(aval, state.AbstractRef)
       for effect in (state.ReadEffect, state.WriteEffect)
   }
-  return [core.ShapedArray(s.shape, s.dtype) for s in out_shapes], effects
+  return [_out_aval(s.shape, s.dtype, in_avals) for s in out_shapes], effects
 
 
 # A kernel call is never removed by DCE: it may write to its operands.
@@ -406,7 +428,7 @@ class KernelSpecialization:
     "constexpr" for constants).
   specialization: per flat argument, (type, "D" for 16-divisible pointers or "").
   attrs: argument path (indices over *all* kernel parameters) -> [["tt.divisibility", 16]] or [].
-  constants: constexpr name -> value (metaparams, and top-level scalars equal to 1).
+  constants: constexpr name -> value (metaparams, and top-level int scalars equal to 1).
   """
   signature: dict[str, Any]
   specialization: tuple[tuple[str, str], ...]
@@ -487,6 +509,11 @@ class TritonFunction:
     return frozenset(p.name for p in self.params if p.is_constexpr)
 
   @functools.cached_property
+  def option_param_names(self) -> frozenset[str]:
+    """Constexpr parameters named like a launch option (num_warps, num_stages, debug, ...)."""
+    return self.constexpr_param_names & _LAUNCH_OPTION_NAMES
+
+  @functools.cached_property
   def non_constexpr_param_names(self) -> list[str]:
     return [p.name for p in self.params if not p.is_constexpr]
 
@@ -526,7 +553,8 @@ class TritonFunction:
         if isinstance(top_k, float) and top_k <= 1.0:
           top_k = max(1, int(len(configs) * top_k))
         if len(configs) > top_k:
-          est = [at.perf_model(**named_args, **metaparams, **c.all_kwargs()) for c in configs]
+          # One dict: a name in several of these (a metaparam, num_stages) is passed once.
+          est = [at.perf_model(**{**named_args, **metaparams, **c.all_kwargs()}) for c in configs]
           order = sorted(range(len(configs)), key=lambda i: est[i])
           configs = [configs[i] for i in order[:top_k]]
       if not configs:
@@ -611,14 +639,16 @@ class TritonFunction:
 
 
 def _equals_one(x: Any) -> bool:
+  """Whether a scalar argument is specialised to the constexpr 1: ints only, as in Triton.
+
+  Floats and bools equal to 1 stay runtime arguments of their own type (fp32, i1, ...): made the
+  constexpr *int* 1 they would break `scale.to(tl.float32)` and float math in the kernel.
+  """
   if isinstance(x, tl.constexpr):
     x = x.value
-  if isinstance(x, str):
+  if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
     return False
-  try:
-    return bool(x == 1)
-  except Exception:  # pylint: disable=broad-except
-    return False
+  return bool(x == 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -745,23 +775,26 @@ class _LaunchCall:
     }
 
 
-# Config kwargs with these names (unless they name a kernel parameter) are CPU options of that
-# config, not metaparams: triton.Config({"BLOCK": 64, "num_cpu_threads": 4}) tunes the thread
-# count, as kernel launch keywords that are not parameters become options in Triton.
-_CONFIG_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(compiler.CPUOptions))
-
-
 def _split_config(triton_fn: TritonFunction, config: triton.Config
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
-  """A config's (metaparams, backend options)."""
+  """A config's (metaparams, backend options).
+
+  Config kwargs with CPU option names are options of that config: triton.Config({"BLOCK": 64,
+  "num_cpu_threads": 4}) tunes the thread count, as launch keywords become options in Triton. A
+  kwarg that also names a kernel parameter is both, as in Triton's launcher.
+  """
   metaparams, options = {}, {}
   for k, v in config.kwargs.items():
-    if k in _CONFIG_OPTION_NAMES and k not in triton_fn.param_names:
+    if k in _CPU_OPTION_DEFAULTS:
       options[k] = v
-    else:
+    if k in triton_fn.param_names or k not in _CPU_OPTION_DEFAULTS:
       metaparams[k] = v
   options = {"num_warps": config.num_warps, "num_stages": config.num_stages,
              "num_ctas": config.num_ctas, **options}
+  if triton_fn.autotuner is not None:
+    # Triton's autotuner launches with each config's num_warps, num_stages, ... as keywords, so
+    # parameters with those names take the config's values.
+    metaparams.update((n, options[n]) for n in triton_fn.option_param_names if n in options)
   return metaparams, options
 
 
@@ -856,7 +889,8 @@ def triton_call(
     *args: operands, bound by position to the kernel's parameters. Arrays and Refs
       (`jax.new_ref`) are passed as pointers; Refs are mutated in place and are not listed in
       `out_type`. Other values (Python/numpy scalars) are static: they are part of the
-      compiled call; an int, float or bool equal to 1 at the top level becomes a constexpr.
+      compiled call; an int equal to 1 at the top level becomes a constexpr (as in Triton;
+      floats and bools stay runtime scalars).
       Tuples (of any of these) bind to tuple parameters. An argument bound to a constexpr
       parameter is a metaparam.
     kernel: a `triton.jit` function, optionally wrapped in `triton.heuristics` and/or
@@ -870,7 +904,10 @@ def triton_call(
     grid: an int, a tuple of up to 3 ints, or a function of the metaparams dict returning one.
     name: a name for the call (kept for compatibility).
     num_warps, num_stages, num_ctas: GPU launch knobs, accepted for compatibility; num_ctas
-      must be 1.
+      must be 1. As in Triton, a constexpr kernel parameter named like a launch option
+      (`num_stages: tl.constexpr`, also `num_warps`, `debug`, `backend_options` keys) receives
+      the option's value: the one given here or in a `triton.Config`, else the kernel's default
+      for it, else the option's default.
     compute_capability: ignored on CPU.
     backend_options: CPU compile options (`jax_triton_cpu.compiler.CPUOptions`), e.g.
       `num_cpu_threads`, `enable_fast_math`; GPU-only options are accepted and ignored.
@@ -898,6 +935,7 @@ def triton_call(
     raise ValueError(
         f"Cannot specify {conflicts} both as explicit arguments and in ``backend_options``")
   backend_options = {**backend_options, **explicit_options}
+  given_options = frozenset(backend_options)
   backend_options.setdefault("num_warps", 4)
   backend_options.setdefault("num_stages", 3)
   backend_options.setdefault("num_ctas", 1)
@@ -924,6 +962,14 @@ def triton_call(
   # Keywords naming a kernel parameter are bound to it; any other keyword is a metaparam.
   metaparams: dict[str, Any] = {
       n: triton_fn.param_defaults[n] for n in constexpr_names if n in triton_fn.param_defaults}
+  # As Triton's launcher does, a constexpr parameter named like a launch option (tutorial 02's
+  # `num_stages: tl.constexpr`) gets the option's value: the one given, else the kernel's
+  # default, else the option's default.
+  for n in triton_fn.option_param_names:
+    if n in given_options or n not in metaparams:
+      value = backend_options.get(n, _CPU_OPTION_DEFAULTS.get(n))
+      if value is not None:
+        metaparams[n] = value
   kernel_kwargs = {}
   for k, v in kwargs.items():
     if k in param_names:
