@@ -733,7 +733,7 @@ def test_float_or_bool_equal_to_1_stays_a_runtime_scalar(fake_compiler, value, t
   # `scale.to(tl.float32)` and float math on it still compile.
   k = fresh(scaled_copy_kernel)
   with warnings.catch_warnings(), \
-       mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+       mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir:
     warnings.simplefilter("ignore", DeprecationWarning)  # np.float32 scalars
     line = _lowered_call(lambda x: jt.triton_call(value, x, kernel=k, out_type=x, grid=(8,)),
                          X8)
@@ -745,7 +745,7 @@ def test_float_or_bool_equal_to_1_stays_a_runtime_scalar(fake_compiler, value, t
 
 def test_numpy_int_equal_to_1_is_a_constexpr(fake_compiler):
   k = fresh(scaled_copy_kernel)
-  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+  with mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir:
     line = _lowered_call(lambda x: jt.triton_call(np.int32(1), x, kernel=k, out_type=x,
                                                   grid=(8,)), X8)
   assert make_ttir.call_args.args[2] == {"scale": 1}
@@ -755,7 +755,7 @@ def test_numpy_int_equal_to_1_is_a_constexpr(fake_compiler):
 def _constants_and_options(kernel, **kwargs):
   """(constants, CPUOptions) of the one compile of a triton_call of `kernel` (out_ptr only)."""
   out = jax.ShapeDtypeStruct((1,), jnp.int32)
-  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir, \
+  with mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir, \
        mock.patch.object(compiler, "compile_ttir", side_effect=_fake_compile_ttir) as back_end:
     _lowered_call(lambda: jt.triton_call(kernel=kernel, out_type=out, grid=1, **kwargs))
   return make_ttir.call_args.args[2], back_end.call_args.args[1]
@@ -785,7 +785,7 @@ def test_launch_option_params_take_each_autotune_configs_value(fake_compiler):
   configs = [triton.Config({}, num_stages=s, num_warps=w) for s, w in ((1, 2), (4, 8))]
   k = triton.autotune(configs, key=[])(fresh(option_params_kernel))
   out = jax.ShapeDtypeStruct((1,), jnp.int32)
-  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+  with mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir:
     line = _lowered_call(lambda: jt.triton_call(kernel=k, out_type=out, grid=1, num_stages=9))
   assert _i32_attr(line, "num_configs") == 2
   assert [(c.args[2]["num_stages"], c.args[2]["num_warps"]) for c in make_ttir.call_args_list] \
@@ -1067,7 +1067,7 @@ def test_autotune_perf_model_with_explicit_metaparams(fake_compiler):
   k = triton.autotune(configs, key=[], prune_configs_by={"perf_model": perf_model, "top_k": 1})(
       fresh(persistent_softmax_kernel))
   x = jnp.zeros((4, 8), jnp.float32)
-  with mock.patch.object(jttl.frontend, "make_ttir", wraps=frontend.make_ttir) as make_ttir:
+  with mock.patch.object(jttl.frontend, "make_ttir_texts", wraps=frontend.make_ttir_texts) as make_ttir:
     line = _lowered_call(lambda x: jt.triton_call(
         in_ptr=x, in_row_stride=8, out_row_stride=8, n_rows=4, n_cols=8, kernel=k, out_type=x,
         grid=1, BLOCK_SIZE=8), x)
