@@ -6,26 +6,14 @@ It must stay importable without the compiler, so it imports nothing of it.
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# libgomp reads this once, when it loads (with _native below). Its default lets idle OpenMP
-# workers spin for a long time after each launch; on a machine where other processes compete for
-# the cores a spinning worker loses its time slice, and the next launch then waits a whole slice
-# for it (measured here: 8 ms instead of 0.1 ms per launch of a 2^20-element add with one other
-# busy process on 2 cores). Short spins let idle workers sleep, and a woken worker is scheduled
-# promptly. A value set by the user is kept.
-os.environ.setdefault("GOMP_SPINCOUNT", "1000")
-# Kernels keep their tiles on the stack (up to 4 MiB, compiler.codegen.STACK_LIMIT); OpenMP
-# workers get stacks as large as a main thread's.
-os.environ.setdefault("OMP_STACKSIZE", "8M")
+import jax
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from . import _native  # noqa: E402
+from ._native_loader import _native
 
 TARGET_NAME = "triton_cpu_kernel_call"
 _STATE_TYPE_NAME = "jax_triton_cpu.KernelState"

@@ -105,7 +105,13 @@ def _make_module_unlocked(fn, signature, constants, attrs, options):
   codegen_fns["min_dot_size"] = lambda lhs_type, rhs_type: (1, 1, 1)  # any tile size works on CPU
   source = ASTSource(fn, dict(signature), dict(constants), dict(attrs))
   module = source.make_ir(_FRONTEND_TARGET, gpu_options, codegen_fns, backend.get_module_map(), context)
-  pm = ir.pass_manager(context)
+  optimize_ttir(module)
+  return module, context
+
+
+def optimize_ttir(module) -> None:
+  """The target-independent TTIR passes, in place (also the triton backend's ttir stage)."""
+  pm = ir.pass_manager(module.context)
   pm.enable_debug()
   passes.common.add_inliner(pm)
   passes.ttir.add_rewrite_tensor_descriptor_to_pointer(pm)
@@ -116,7 +122,6 @@ def _make_module_unlocked(fn, signature, constants, attrs, options):
   passes.common.add_licm(pm)
   passes.common.add_symbol_dce(pm)
   pm.run(module, "make_ttir")
-  return module, context
 
 
 class KernelSource:
