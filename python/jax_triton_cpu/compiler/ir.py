@@ -80,9 +80,25 @@ _SCALAR_NAMES = {"i1", "i8", "i16", "i32", "i64", "f16", "bf16", "f32", "f64", "
                  "f8E4M3FNUZ", "f8E5M2FNUZ", "f8E4M3B11FNUZ", "index"}
 
 
+def _without_encoding(text: str) -> str:
+  """`tensor<4x8xf32, #ttg.blocked<{...}>>` -> `tensor<4x8xf32>`: a GPU layout (TTGIR) means
+  nothing on a CPU."""
+  depth = 0
+  for i, c in enumerate(text):
+    if c in "<{[(":
+      depth += 1
+    elif c in ">}])":
+      depth -= 1
+    elif c == "," and depth == 1:
+      return text[:i] + ">"
+  return text
+
+
 def parse_type(text: str):
   """Parses an MLIR type spelling such as `tensor<64x!tt.ptr<f32>>`."""
   text = text.strip()
+  if text.startswith("tensor<"):
+    text = _without_encoding(text)
   m = _TENSOR_RE.match(text)
   if m:
     dims = tuple(int(d) for d in m.group(1).split("x") if d)

@@ -97,6 +97,11 @@ def _properties_as_attributes(text: str) -> str:
   return "".join(pieces)
 
 
+# Ops that only move a tensor between GPU register layouts or through GPU shared memory (TTGIR, as
+# hand-written GPU-level IR holds them): on a CPU the result is the operand itself.
+_LAYOUT_ONLY_OPS = frozenset({"ttg.convert_layout", "ttg.local_alloc", "ttg.local_load"})
+
+
 class _Reader:
 
   def __init__(self):
@@ -115,11 +120,16 @@ class _Reader:
     for mlir_block, block in zip(mlir_region.blocks, blocks):
       for mlir_op in mlir_block.operations:
         op = self.op(mlir_op.operation)
+        if op is None:
+          continue
         op.parent = block
         block.ops.append(op)
     return ir.Region(blocks)
 
-  def op(self, mop) -> ir.Op:
+  def op(self, mop) -> ir.Op | None:
+    if mop.name in _LAYOUT_ONLY_OPS and len(mop.operands) == 1 and len(mop.results) == 1:
+      self.values[mop.results[0]] = self.values[mop.operands[0]]
+      return None
     attrs = {name: _attribute(mop.attributes[name]) for name in mop.attributes}
     loc = _location(mop.location)
     try:

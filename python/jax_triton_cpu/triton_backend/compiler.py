@@ -1,7 +1,7 @@
 """The `cpu` BaseBackend: stages that hand triton's TTIR to jax_triton_cpu's compiler.
 
-Stages: ttir (the target-independent passes the JAX path runs too) -> llir (our reader and code
-generator) -> cpulib. The last stage builds the library into jax_triton_cpu's disk cache (the one
+Stages: ttir (the target-independent passes the JAX path runs too) -> ttgir (unchanged) -> llir (our
+reader and code generator) -> cpulib. The last stage builds the library into jax_triton_cpu's disk cache (the one
 the JAX path uses, JAX_TRITON_CPU_CACHE_DIR) and returns a small reference to it, not the library's
 bytes: triton's cache keeps the index (source and options -> reference), ours the libraries, and
 no library is stored twice. The reference carries the LLVM IR, so a library that went missing from
@@ -50,6 +50,8 @@ class CPUBackendOptions:
   fpsan_homomorphic_casts: bool = False
 
   def __post_init__(self):
+    assert self.num_warps > 0 and (self.num_warps & (self.num_warps - 1)) == 0, \
+        "num_warps must be a power of 2"
     if self.num_ctas != 1:
       raise ValueError(f"num_ctas={self.num_ctas} is not supported on CPU: there are no "
                        "thread-block clusters; use num_ctas=1.")
@@ -121,10 +123,13 @@ class CPUBackend(BaseBackend):
   def load_dialects(self, ctx):
     pass
 
-  def add_stages(self, stages, options, language):
+  def add_stages(self, stages, options, language=Language.TRITON):  # (triton 3.6 passes no language)
     if language != Language.TRITON:
       raise NotImplementedError("the cpu backend compiles Triton kernels, not Gluon")
     stages["ttir"] = lambda src, metadata: make_ttir(src)
+    # GPU-level IR has no CPU counterpart: the stage passes TTIR on unchanged, and TTGIR given to
+    # triton.compile (as a file) enters here; its layouts are ignored (compiler/reader.py).
+    stages["ttgir"] = lambda src, metadata: src
     stages["llir"] = lambda src, metadata: make_llir(src, metadata, options)
     stages[BINARY_EXT] = lambda src, metadata: make_library(src, metadata)
 
