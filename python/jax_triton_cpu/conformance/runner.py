@@ -48,7 +48,7 @@ def _run_shard(k: int, args, root: str, out: str, results: dict):
   env[plugin.LOG_ENV] = log_path
   env[plugin.SHARD_ENV] = f"{k}/{args.jobs}"
   command = [sys.executable, "-m", "pytest", os.path.abspath(args.test_file), "--rootdir", root,
-             "--device", "cpu", "-p", PLUGIN, "-p", "no:cacheprovider", "-q", "-rN",
+             "--device", "cpu", "-p", PLUGIN, "-p", "no:cacheprovider", "-q", "-rN", "--tb=line",
              *args.pytest_args]
   attempts = 0
   with open(os.path.join(out, f"shard{k}.out"), "a") as console:

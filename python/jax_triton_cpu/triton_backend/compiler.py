@@ -82,6 +82,14 @@ def host_arch() -> str:
   return host_target().cpu
 
 
+def _fp_fusion(knobs, requested):
+  """As the GPU backends decide it: the option, else TRITON_DEFAULT_FP_FUSION (on by default)."""
+  decide = getattr(knobs.language, "fp_fusion_enabled", None)  # triton >= 3.9
+  if decide is not None:
+    return decide(requested)
+  return knobs.language.default_fp_fusion if requested is None else requested
+
+
 class CPUBackend(BaseBackend):
   binary_ext = BINARY_EXT
 
@@ -103,7 +111,7 @@ class CPUBackend(BaseBackend):
         args[k] = tuple(args[k])
     if "extern_libs" in args:
       args["extern_libs"] = tuple(dict(args["extern_libs"]).items())
-    args["enable_fp_fusion"] = knobs.language.fp_fusion_enabled(args.get("enable_fp_fusion", True))
+    args["enable_fp_fusion"] = _fp_fusion(knobs, args.get("enable_fp_fusion"))
     args["arch"] = host_arch()
     return CPUBackendOptions(**args)
 

@@ -1,6 +1,8 @@
 """The `cpu` DriverBase: device queries, library loading and the launcher, for the host CPU."""
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import time
@@ -89,6 +91,15 @@ def _last_level_cache_bytes() -> int:
   return 32 << 20
 
 
+@functools.cache
+def honours_default_backend() -> bool:
+  """Whether this triton picks the driver TRITON_DEFAULT_BACKEND names (3.9 does, 3.6 does not:
+  there, claiming to be active by that variable would make two active drivers)."""
+  import importlib
+  module = importlib.import_module("triton.runtime.driver")  # (triton.runtime.driver, the attribute, is the config)
+  return "TRITON_DEFAULT_BACKEND" in inspect.getsource(module._create_driver)
+
+
 _checking_others = False  # guards against another driver that also asks who else is active
 
 
@@ -105,7 +116,7 @@ class CPUDriver(DriverBase):
     global _checking_others
     from triton.backends import backends
     from . import BACKEND_NAME
-    if os.environ.get("TRITON_DEFAULT_BACKEND") == BACKEND_NAME:
+    if os.environ.get("TRITON_DEFAULT_BACKEND") == BACKEND_NAME and honours_default_backend():
       return True
     if _checking_others:
       return False

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import struct
 
-from triton.backends.driver import decompose_descriptor
+from triton.backends import driver as _triton_driver
 
 from ..compiler import launch_threads
+
+
+def _decompose_descriptor_36(arg):
+  """triton 3.6's host descriptor as the TTIR descriptor-to-pointer pass expects it (3.9 adds
+  round_f32_to_tf32 and names the function triton.backends.driver.decompose_descriptor)."""
+  return [arg.base, *arg.shape, *arg.strides, arg.padding == "nan", *arg.shape, *arg.strides]
+
+
+decompose_descriptor = getattr(_triton_driver, "decompose_descriptor", _decompose_descriptor_36)
 
 
 def _pointer(arg) -> int:
