@@ -162,6 +162,51 @@ def test_host_tensor_descriptor():
   np.testing.assert_array_equal(out, 2 * x)
 
 
+@triton.jit
+def scaled_dot_kernel(a_ptr, a_scale_ptr, b_ptr, b_scale_ptr, out_ptr, M: tl.constexpr, N: tl.constexpr,
+                      K: tl.constexpr, A_TYPE: tl.constexpr, B_TYPE: tl.constexpr):
+  KA: tl.constexpr = K // 2 if A_TYPE == "e2m1" else K
+  a = tl.load(a_ptr + tl.arange(0, M)[:, None] * KA + tl.arange(0, KA)[None, :])
+  b = tl.load(b_ptr + tl.arange(0, K)[:, None] * N + tl.arange(0, N)[None, :])
+  a_scale = tl.load(a_scale_ptr + tl.arange(0, M)[:, None] * (K // 32) + tl.arange(0, K // 32)[None, :])
+  b_scale = None
+  if b_scale_ptr is not None:
+    b_scale = tl.load(b_scale_ptr + tl.arange(0, N)[:, None] * (K // 32) + tl.arange(0, K // 32)[None, :])
+  c = tl.dot_scaled(a, a_scale, A_TYPE, b, b_scale, B_TYPE)
+  tl.store(out_ptr + tl.arange(0, M)[:, None] * N + tl.arange(0, N)[None, :], c)
+
+
+_E2M1 = np.array([0, .5, 1, 1.5, 2, 3, 4, 6, -0., -.5, -1, -1.5, -2, -3, -4, -6], np.float32)
+
+
+@pytest.mark.parametrize("a_type, b_type", [("e2m1", "bf16"), ("e4m3", "e5m2")])
+def test_dot_scaled(a_type, b_type):
+  import ml_dtypes
+  M, N, K = 16, 32, 64
+  rng = np.random.default_rng(7)
+  a_scale = rng.integers(120, 134, (M, K // 32)).astype(np.uint8)
+  if a_type == "e2m1":  # two fp4 codes a byte along K, the lower nibble first
+    codes = rng.integers(0, 16, (M, K)).astype(np.uint8)
+    a = (codes[:, 0::2] | (codes[:, 1::2] << 4)).astype(np.uint8)
+    a_values = _E2M1[codes]
+    b = rng.standard_normal((K, N)).astype(ml_dtypes.bfloat16)
+    b_values, b_scale = b.astype(np.float32), None
+  else:
+    a = rng.standard_normal((M, K)).astype(ml_dtypes.float8_e4m3fn).view(np.uint8)
+    a_values = a.view(ml_dtypes.float8_e4m3fn).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(ml_dtypes.float8_e5m2).view(np.uint8)
+    b_scale = rng.integers(124, 130, (N, K // 32)).astype(np.uint8)
+    b_values = b.view(ml_dtypes.float8_e5m2).astype(np.float32) * \
+        np.exp2(np.repeat(b_scale.T.astype(np.float32) - 127, 32, axis=0))
+  a_values = a_values * np.exp2(np.repeat(a_scale.astype(np.float32) - 127, 32, axis=1))
+  out = np.zeros((M, N), np.float32)
+  scaled_dot_kernel[(1,)](from_numpy(a), from_numpy(a_scale), from_numpy(b),
+                          None if b_scale is None else from_numpy(b_scale), from_numpy(out), M, N, K,
+                          a_type, b_type)
+  np.testing.assert_allclose(out, a_values.astype(np.float64) @ b_values.astype(np.float64),
+                             rtol=1e-5, atol=1e-5)
+
+
 @triton.autotune(configs=[triton.Config({"BLOCK": 64}), triton.Config({"BLOCK": 512}),
                           triton.Config({"BLOCK": 256, "num_cpu_threads": 1})],
                  key=["n"])
