@@ -121,6 +121,8 @@ def optimize_ttir(module) -> None:
   passes.common.add_cse(pm)
   passes.common.add_licm(pm)
   passes.common.add_symbol_dce(pm)
+  if hasattr(passes.ttir, "add_loop_unroll"):  # tl.range(..., loop_unroll_factor=n), as the GPU backends do
+    passes.ttir.add_loop_unroll(pm)
   pm.run(module, "make_ttir")
 
 

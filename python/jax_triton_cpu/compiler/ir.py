@@ -80,9 +80,10 @@ _SCALAR_NAMES = {"i1", "i8", "i16", "i32", "i64", "f16", "bf16", "f32", "f64", "
                  "f8E4M3FNUZ", "f8E5M2FNUZ", "f8E4M3B11FNUZ", "index"}
 
 
-def _without_encoding(text: str) -> str:
-  """`tensor<4x8xf32, #ttg.blocked<{...}>>` -> `tensor<4x8xf32>`: a GPU layout (TTGIR) means
-  nothing on a CPU."""
+def _first_parameter(text: str) -> str:
+  """`name<a, b, ...>` -> `name<a>`: drops a tensor's GPU layout (TTGIR: `tensor<4x8xf32,
+  #ttg.blocked<{...}>>`, meaningless on a CPU) or a pointer's address space and `"constant"`
+  qualifier (`!tt.ptr<f32, 1, "constant">`, a `tl.const` pointer)."""
   depth = 0
   for i, c in enumerate(text):
     if c in "<{[(":
@@ -97,8 +98,8 @@ def _without_encoding(text: str) -> str:
 def parse_type(text: str):
   """Parses an MLIR type spelling such as `tensor<64x!tt.ptr<f32>>`."""
   text = text.strip()
-  if text.startswith("tensor<"):
-    text = _without_encoding(text)
+  if text.startswith(("tensor<", "!tt.ptr<")):
+    text = _first_parameter(text)
   m = _TENSOR_RE.match(text)
   if m:
     dims = tuple(int(d) for d in m.group(1).split("x") if d)
