@@ -39,13 +39,14 @@ def function_of(nodeid: str) -> str:
 
 
 def summarise(out: str, elapsed: float, args) -> dict:
+  """Writes summary.json and summary.md into `out` from its shard logs."""
   by_function: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
   messages: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
   for nodeid, (outcome, message) in outcomes(out).items():
     name = function_of(nodeid)
     by_function[name][outcome] += 1
-    if outcome in ("failed", "crashed", "xpassed"):
-      messages[name][message] += 1
+    if outcome != "passed":  # failures, crashes and the reasons of skips and xfails
+      messages[name][f"{outcome}: {message}"] += 1
   totals = collections.Counter()
   for counts in by_function.values():
     totals.update(counts)
@@ -55,7 +56,7 @@ def summarise(out: str, elapsed: float, args) -> dict:
       "totals": {k: totals.get(k, 0) for k in OUTCOMES},
       "by_function": {name: {k: c.get(k, 0) for k in OUTCOMES}
                       for name, c in sorted(by_function.items())},
-      "failure_messages": {name: c.most_common(20) for name, c in sorted(messages.items())},
+      "messages": {name: c.most_common(20) for name, c in sorted(messages.items())},
   }
   with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(report, f, indent=1)
@@ -75,9 +76,18 @@ def markdown(report: dict) -> str:
            "|---|" + "---:|" * len(OUTCOMES)]
   for name, counts in report["by_function"].items():
     lines.append(f"| {name} | " + " | ".join(str(counts[k] or "") for k in OUTCOMES) + " |")
-  lines += ["", "## Messages of cases that did not pass", ""]
-  for name, items in report["failure_messages"].items():
+  lines += ["", "## Cases that did not pass: outcome and first message line", ""]
+  for name, items in report["messages"].items():
     lines.append(f"### {name}")
     lines += [f"- {count} x `{message.replace('`', chr(39))}`" for message, count in items]
     lines.append("")
   return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # re-summarise a run's logs: python -m jax_triton_cpu.conformance.summary DIR
+  import sys
+  import types
+  previous = json.load(open(os.path.join(sys.argv[1], "summary.json")))
+  run = types.SimpleNamespace(test_file=previous["test_file"], jobs=previous["jobs"],
+                              sample=previous["sample"])
+  print(totals_line(summarise(sys.argv[1], previous["seconds"], run)))
