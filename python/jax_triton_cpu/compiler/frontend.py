@@ -6,8 +6,10 @@ language hooks (fp8 conversions, module map); nothing GPU-specific survives into
 """
 from __future__ import annotations
 
+import functools
 import re
 import threading
+import types
 from typing import Any, Mapping
 
 from triton.backends.compiler import GPUTarget
@@ -31,6 +33,25 @@ def _frontend_backend_and_options(options: CPUOptions):
       "default_dot_input_precision": options.default_dot_input_precision,
   })
   return backend, gpu_options
+
+
+@functools.cache
+def _libdevice_module() -> types.ModuleType:
+  """What triton.language.extra.libdevice resolves to: CUDA's libdevice, plus fast_tanhf, which
+  triton declares there but implements only for HIP (here it is tanh, symbol __nv_fast_tanhf)."""
+  from triton.language import core
+  from triton.language.extra.cuda import libdevice as cuda
+
+  @core.extern
+  def fast_tanhf(arg0, _semantic=None):
+    return core.extern_elementwise(
+        "", "", [arg0], {(core.dtype("fp32"),): ("__nv_fast_tanhf", core.dtype("fp32"))},
+        is_pure=True, _semantic=_semantic)
+
+  module = types.ModuleType("jax_triton_cpu.libdevice")  # not a module_map key: no lookup loop
+  module.__dict__.update({k: v for k, v in vars(cuda).items() if not k.startswith("__")})
+  module.fast_tanhf = fast_tanhf
+  return module
 
 
 def make_ttir(fn, signature: Mapping[str, str], constants: Mapping[Any, Any],
@@ -104,7 +125,8 @@ def _make_module_unlocked(fn, signature, constants, attrs, options):
   codegen_fns = dict(backend.get_codegen_implementation(gpu_options))
   codegen_fns["min_dot_size"] = lambda lhs_type, rhs_type: (1, 1, 1)  # any tile size works on CPU
   source = ASTSource(fn, dict(signature), dict(constants), dict(attrs))
-  module = source.make_ir(_FRONTEND_TARGET, gpu_options, codegen_fns, backend.get_module_map(), context)
+  module_map = {**backend.get_module_map(), "triton.language.extra.libdevice": _libdevice_module()}
+  module = source.make_ir(_FRONTEND_TARGET, gpu_options, codegen_fns, module_map, context)
   pm = ir.pass_manager(context)
   pm.enable_debug()
   passes.common.add_inliner(pm)

@@ -6,8 +6,9 @@ from llvmlite import ir as llvm
 from .. import inline, ir
 from ..options import CPUOptions
 from ..target import Target
-from . import (abi, atomics, control_flow, debug, dot, elementwise,  # noqa: F401
-               math, memory, reduction, shape, tensor)  # (importing a rule module registers its rules)
+# (importing a rule module registers its rules)
+from . import (abi, atomics, control_flow, debug, dot, elementwise, libdevice,  # noqa: F401
+               math, memory, reduction, shape, tensor)
 from .lowering import FunctionLowering
 from .registry import supported
 
