@@ -169,6 +169,10 @@ def test_paged_attention():
 
 # ---- kernels of our own --------------------------------------------------------------------------
 
+def add_one_kernel(x_ref, o_ref):
+  o_ref[...] = x_ref[...] + 1
+
+
 def masked_scale_kernel(x_ref, o_ref, *, n, block):
   """o = 2x + 1 on the first n elements, in blocks whose last one is partial."""
   start = pl.program_id(0) * block
@@ -280,6 +284,17 @@ def test_elementwise_dtypes(dtype):
   x, y = (jnp.arange(256).astype(dtype) % 13, (jnp.arange(256) * 7).astype(dtype) % 11)
   f = pl.pallas_call(kernel, out_shape=x)
   np.testing.assert_array_equal(native(f, x, y)(x, y), jnp.where(x > y, x - y, x * y))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.int64], ids=lambda d: jnp.dtype(d).name)
+def test_64_bit_dtypes(dtype):
+  with jax.enable_x64(True):
+    x = jnp.arange(512, dtype=dtype) * 3
+    spec = pl.BlockSpec((128,), lambda i: (i,))
+    f = pl.pallas_call(add_one_kernel, out_shape=x, grid=(4,), in_specs=[spec], out_specs=spec)
+    out = native(f, x)(x)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, x + 1)
 
 
 # ---- grids ---------------------------------------------------------------------------------------
@@ -395,10 +410,6 @@ def test_what_our_compiler_rejects_raises_ours_with_the_source_line():
 
 
 # ---- compilation: passes, cache, debug, threads ----------------------------------------------------
-
-def add_one_kernel(x_ref, o_ref):
-  o_ref[...] = x_ref[...] + 1
-
 
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch):
