@@ -34,6 +34,7 @@ BENCHMARKS = {
     "layer_norm": "layer_norm",
     "matmul": "matmul",
     "attention": "attention",
+    "pallas": "pallas",
     "interpreter": "interpreter",
     "compile_time": "compile_time",
 }

@@ -39,10 +39,11 @@ def launch_threads(kernel: CompiledKernel, num_programs: int, num_cpu_threads: i
 
 
 def compile_ttir(ttir, options: CPUOptions) -> CompiledKernel:
-  """Compiles TTIR text (generic op form, from frontend.make_ttir), or a frontend.KernelSource (whose TTIR is built
-  only if the disk cache does not have its library yet), into a kernel library."""
+  """Compiles TTIR text (generic op form, from frontend.make_ttir), or a frontend.Source (a
+  KernelSource or TextSource, whose TTIR is built only if the disk cache does not have its library
+  yet), into a kernel library."""
   from . import cache, frontend
-  if isinstance(ttir, frontend.KernelSource):
+  if isinstance(ttir, frontend.Source):
     key = cache.kernel_key(ttir.key)
     kernel = cache.load(key, CompiledKernel)
     if kernel is None:

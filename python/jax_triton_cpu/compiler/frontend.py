@@ -7,7 +7,10 @@ language hooks (fp8 conversions, module map); nothing GPU-specific survives into
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import re
+import tempfile
 import threading
 import types
 from typing import Any, Mapping
@@ -94,39 +97,30 @@ def print_generic(module, context) -> str:
 _FRONTEND_LOCK = threading.RLock()
 
 
-def generic_form(text: str) -> str:
-  """TTIR text in the custom form (hand-written, or a dump of triton's) in the generic form, through
-  triton's own parser, which knows every op of the installed triton."""
-  import tempfile
-  with tempfile.NamedTemporaryFile("w", suffix=".ttir") as f:
-    f.write(text)
-    f.flush()
-    with _FRONTEND_LOCK:
-      context = ir.context()
-      ir.load_dialects(context)
-      try:
-        module = ir.parse_mlir_module(f.name, context)
-      except RuntimeError as e:  # (MLIR's own diagnostic went to stderr)
-        raise ValueError(f"unreadable Triton IR: {e}") from None
-      module.context = context  # (the module must not outlive its context)
-      return print_generic(module, context)
-
-
 def _make_module(fn, signature, constants, attrs, options):
   with _FRONTEND_LOCK:
-    return _make_module_unlocked(fn, signature, constants, attrs, options)
+    backend, gpu_options = _frontend_backend_and_options(options)
+    context = _new_context(backend)
+    codegen_fns = dict(backend.get_codegen_implementation(gpu_options))
+    codegen_fns["min_dot_size"] = lambda lhs_type, rhs_type: (1, 1, 1)  # any tile size on CPU
+    source = ASTSource(fn, dict(signature), dict(constants), dict(attrs))
+    module_map = {**backend.get_module_map(),
+                  "triton.language.extra.libdevice": _libdevice_module()}
+    module = source.make_ir(_FRONTEND_TARGET, gpu_options, codegen_fns, module_map, context)
+    _run_ttir_passes(module, context)
+    return module, context
 
 
-def _make_module_unlocked(fn, signature, constants, attrs, options):
-  backend, gpu_options = _frontend_backend_and_options(options)
+def _new_context(backend=None):
+  """A triton MLIR context with every dialect TTIR may use."""
   context = ir.context()
   ir.load_dialects(context)
-  backend.load_dialects(context)
-  codegen_fns = dict(backend.get_codegen_implementation(gpu_options))
-  codegen_fns["min_dot_size"] = lambda lhs_type, rhs_type: (1, 1, 1)  # any tile size works on CPU
-  source = ASTSource(fn, dict(signature), dict(constants), dict(attrs))
-  module_map = {**backend.get_module_map(), "triton.language.extra.libdevice": _libdevice_module()}
-  module = source.make_ir(_FRONTEND_TARGET, gpu_options, codegen_fns, module_map, context)
+  (backend or make_backend(_FRONTEND_TARGET)).load_dialects(context)
+  return context
+
+
+def _run_ttir_passes(module, context) -> None:
+  """The target-independent TTIR passes of triton's make_ttir stage."""
   pm = ir.pass_manager(context)
   pm.enable_debug()
   passes.common.add_inliner(pm)
@@ -138,18 +132,60 @@ def _make_module_unlocked(fn, signature, constants, attrs, options):
   passes.common.add_licm(pm)
   passes.common.add_symbol_dce(pm)
   pm.run(module, "make_ttir")
+
+
+def optimize_ttir_text(text: str) -> tuple[str, str]:
+  """TTIR printed by another MLIR build (such as jaxlib's, for Pallas) -> (generic form, custom
+  form) after the same passes as the frontend's own TTIR.
+
+  The text is parsed in triton's context, which keeps its locations (`loc(...)`), so errors still
+  name source lines. It should be in the generic op form: that reads even where the printer's
+  copy of the Triton dialect spells an op's custom syntax differently."""
+  with _FRONTEND_LOCK:
+    module, context = _parse(text)
+    _run_ttir_passes(module, context)
+    custom = module.str()  # first: print_generic leaves the module unverifiable
+    return print_generic(module, context), custom
+
+
+def generic_form(text: str) -> str:
+  """TTIR text in any form (hand-written custom form, a dump of triton's) in the generic form,
+  as it is (no passes)."""
+  with _FRONTEND_LOCK:
+    return print_generic(*_parse(text))
+
+
+def _parse(text: str):
+  """(module, context) of TTIR text, parsed by triton, which keeps its locations."""
+  context = _new_context()
+  with tempfile.TemporaryDirectory() as scratch:
+    path = os.path.join(scratch, "kernel.ttir")
+    with open(path, "w") as f:
+      f.write(text)
+    try:
+      module = ir.parse_mlir_module(path, context)  # triton's bindings parse files only
+    except RuntimeError as e:  # MLIR has printed its diagnostic (op and line) to stderr
+      import triton
+      raise ValueError(f"unreadable Triton IR: triton {triton.__version__} cannot parse it "
+                       f"({e}); MLIR's diagnostic above names the op") from None
+  module.context = context  # (the module must not outlive its context)
   return module, context
 
 
-class KernelSource:
-  """A kernel and its specialisation, whose TTIR is built only when needed: a compile whose
-  library is already in the disk cache skips the frontend (most of a fresh process's compile)."""
+class Source:
+  """TTIR that is built only when needed: a compile whose library is already in the disk cache
+  skips building it (most of a fresh process's compile). Subclasses say how to build it and
+  what it depends on."""
+  _texts: tuple[str, str] | None = None
 
-  def __init__(self, fn, signature: Mapping[str, str], constants: Mapping[Any, Any],
-               attrs: Mapping[tuple, Any], options: CPUOptions):
-    self.fn, self.signature, self.constants = fn, dict(signature), dict(constants)
-    self.attrs, self.options = dict(attrs), options
-    self._texts: tuple[str, str] | None = None
+  @property
+  def key(self) -> str:
+    """A hash of everything the TTIR depends on."""
+    raise NotImplementedError
+
+  def _build(self) -> tuple[str, str]:
+    """(generic form, custom form) of the optimised TTIR."""
+    raise NotImplementedError
 
   @property
   def ttir_generic(self) -> str:
@@ -163,20 +199,48 @@ class KernelSource:
 
   def _make_texts(self) -> tuple[str, str]:
     if self._texts is None:
-      self._texts = make_ttir_texts(self.fn, self.signature, self.constants, self.attrs,
-                                    self.options)
+      self._texts = self._build()
     return self._texts
+
+
+class KernelSource(Source):
+  """A @triton.jit kernel and its specialisation."""
+
+  def __init__(self, fn, signature: Mapping[str, str], constants: Mapping[Any, Any],
+               attrs: Mapping[tuple, Any], options: CPUOptions):
+    self.fn, self.signature, self.constants = fn, dict(signature), dict(constants)
+    self.attrs, self.options = dict(attrs), options
+
+  def _build(self) -> tuple[str, str]:
+    return make_ttir_texts(self.fn, self.signature, self.constants, self.attrs, self.options)
 
   @property
   def key(self) -> str:
-    """Everything the TTIR depends on: the source of the kernel and the functions it calls
-    (triton's cache_key), the specialisation, the options and the triton version."""
-    import hashlib
+    """The source of the kernel and the functions it calls (triton's cache_key), the
+    specialisation, the options and the triton version."""
     import triton
-    with _FRONTEND_LOCK:  # (cache_key parses the kernel's source: ast.parse, as below)
+    with _FRONTEND_LOCK:  # (cache_key parses the kernel's source: ast.parse, as in make_ir)
       source_key = self.fn.cache_key
     parts = [triton.__version__, source_key, _stable(self.signature),
              _stable(self.constants), _stable(self.attrs), repr(self.options)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+class TextSource(Source):
+  """Unoptimised TTIR text from another producer (Pallas's Triton lowering), in generic op form;
+  optimize_ttir_text runs the TTIR passes on it."""
+
+  def __init__(self, text: str, options: CPUOptions):
+    self.text, self.options = text, options
+
+  def _build(self) -> tuple[str, str]:
+    return optimize_ttir_text(self.text)
+
+  @property
+  def key(self) -> str:
+    """The text (locations included), the options and the triton version (its passes)."""
+    import triton
+    parts = ["text", triton.__version__, self.text, repr(self.options)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
