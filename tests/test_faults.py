@@ -43,9 +43,11 @@ print("later launch ok")
 
 @pytest.mark.parametrize("kind", [0, 1], ids=["load", "store"])
 @pytest.mark.parametrize("size,bad,threads", [(256 * 4, 2, 1), (256 * 64, 37, 2)])
-def test_a_kernel_fault_is_a_python_error_and_the_process_lives_on(kind, size, bad, threads):
-  script = _CHILD.format(size=size, bad=bad, kind=kind, threads=threads)
-  run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+def test_a_kernel_fault_is_a_python_error_and_the_process_lives_on(kind, size, bad, threads,
+                                                                   tmp_path):
+  script = tmp_path / "child.py"  # (a file: triton reads a kernel's source through inspect)
+  script.write_text(_CHILD.format(size=size, bad=bad, kind=kind, threads=threads))
+  run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        timeout=300, env=dict(os.environ))
   assert run.returncode == 0, f"child died ({run.returncode}):\n{run.stderr[-3000:]}"
   error = run.stdout.split("ERROR:", 1)[-1]

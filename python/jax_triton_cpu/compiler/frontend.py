@@ -107,6 +107,7 @@ def _make_module(fn, signature, constants, attrs, options):
     module_map = {**backend.get_module_map(),
                   "triton.language.extra.libdevice": _libdevice_module()}
     module = source.make_ir(_FRONTEND_TARGET, gpu_options, codegen_fns, module_map, context)
+    module.context = context  # the module must not outlive its context (freed in either order)
     _run_ttir_passes(module, context)
     return module, context
 
@@ -168,7 +169,7 @@ def _parse(text: str):
       import triton
       raise ValueError(f"unreadable Triton IR: triton {triton.__version__} cannot parse it "
                        f"({e}); MLIR's diagnostic above names the op") from None
-  module.context = context  # (the module must not outlive its context)
+  module.context = context  # the module must not outlive its context
   return module, context
 
 

@@ -39,13 +39,12 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
   fails (a device assert) and returns its status. Also defines `const char* NAME_message(void)`,
   the calling thread's failure message, and `uint64_t NAME_program(void)`, the flattened id of the
   program the calling thread runs (the runtime names it when kernel code faults)."""
-  status, message = debug.status_globals(module)
   message_fn = llvm.Function(module, llvm.FunctionType(T.PTR, []), name=f"{name}_message")
-  llvm.IRBuilder(message_fn.append_basic_block()).ret(message)
-  program = debug.ThreadLocal(module, T.I64, "jtc.program")
+  builder = llvm.IRBuilder(message_fn.append_basic_block())
+  builder.ret(debug.thread_state(module, builder)[2])
   program_fn = llvm.Function(module, llvm.FunctionType(T.I64, []), name=f"{name}_program")
-  program_builder = llvm.IRBuilder(program_fn.append_basic_block())
-  program_builder.ret(program_builder.load(program, typ=T.I64))
+  builder = llvm.IRBuilder(program_fn.append_basic_block())
+  builder.ret(builder.load(debug.thread_state(module, builder)[1], typ=T.I64))
   fn_type = llvm.FunctionType(T.I32, [T.PTR, T.I64, T.I64, T.I32, T.I32, T.I32])
   fn = llvm.Function(module, fn_type, name=name)
   args, first, last, gx, gy, gz = fn.args
@@ -53,6 +52,7 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
     a.name = n
   entry, loop, done = (fn.append_basic_block(n) for n in ("entry", "loop", "done"))
   b = llvm.IRBuilder(entry)
+  status, program, _ = debug.thread_state(module, b)  # (once: valid for this whole call)
   values = []
   for i, t in enumerate(kernel.function_type.args[:n_params]):
     slot = b.load(b.gep(args, [T.I64(i)], source_etype=T.PTR), typ=T.PTR)
