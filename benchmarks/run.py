@@ -36,6 +36,7 @@ BENCHMARKS = {
     "attention": "attention",
     "interpreter": "interpreter",
     "compile_time": "compile_time",
+    "bounds_check": "bounds_check",
 }
 
 

@@ -227,17 +227,29 @@ ffi::ErrorOr<std::unique_ptr<KernelState>> Instantiate(ffi::Dictionary attrs) {
   return state;
 }
 
+struct BufferView {
+  void* data;
+  uint64_t size_bytes;
+};
+
 // Buffers are numbered operands first, then results.
-ffi::ErrorOr<void*> BufferData(const ffi::RemainingArgs& args,
-                               const ffi::RemainingRets& rets, size_t index) {
+ffi::ErrorOr<BufferView> GetBuffer(const ffi::RemainingArgs& args,
+                                   const ffi::RemainingRets& rets, size_t index) {
   if (index < args.size()) {
     ffi::ErrorOr<ffi::AnyBuffer> buffer = args.get<ffi::AnyBuffer>(index);
     if (buffer.has_error()) return ffi::Unexpected(buffer.error());
-    return buffer->untyped_data();
+    return BufferView{buffer->untyped_data(), buffer->size_bytes()};
   }
   auto buffer = rets.get<ffi::AnyBuffer>(index - args.size());
   if (buffer.has_error()) return ffi::Unexpected(buffer.error());
-  return (*buffer)->untyped_data();
+  return BufferView{(*buffer)->untyped_data(), (*buffer)->size_bytes()};
+}
+
+ffi::ErrorOr<void*> BufferData(const ffi::RemainingArgs& args,
+                               const ffi::RemainingRets& rets, size_t index) {
+  ffi::ErrorOr<BufferView> buffer = GetBuffer(args, rets, index);
+  if (buffer.has_error()) return ffi::Unexpected(buffer.error());
+  return buffer->data;
 }
 
 // Zeroes the config's zeroed outputs and launches it over its grid.
@@ -245,19 +257,27 @@ ffi::ErrorOr<void*> BufferData(const ffi::RemainingArgs& args,
 ffi::Error RunConfig(const KernelState& state, const LaunchConfig& config,
                      const ffi::RemainingArgs& args,
                      const ffi::RemainingRets& rets) {
-  void* pointers[kMaxKernelParams];  // values of pointer parameters
-  void* params[kMaxKernelParams];    // args[i] of the trampoline
-  for (size_t i = 0; i < config.arg_map.size(); ++i) {
+  void* pointers[kMaxKernelParams];   // values of pointer parameters
+  uint64_t extents[kMaxKernelParams];  // their buffers' sizes in bytes
+  // args of the trampoline: args[i] for parameter i, args[P + i] its buffer's
+  // size, which kernels compiled in checked mode read (docs/abi.md).
+  void* params[2 * kMaxKernelParams];
+  const size_t num_params = config.arg_map.size();
+  for (size_t i = 0; i < num_params; ++i) {
     const int64_t m = config.arg_map[i];
     if (m < 0) {
       // The trampoline only reads through args; the slot is never written.
       params[i] = const_cast<uint64_t*>(&config.scalars[-(m + 1)]);
+      extents[i] = 0;
+      params[num_params + i] = &extents[i];
       continue;
     }
-    ffi::ErrorOr<void*> data = BufferData(args, rets, size_t(m));
-    if (data.has_error()) return data.error();
-    pointers[i] = *data;
+    ffi::ErrorOr<BufferView> buffer = GetBuffer(args, rets, size_t(m));
+    if (buffer.has_error()) return buffer.error();
+    pointers[i] = buffer->data;
+    extents[i] = buffer->size_bytes;
     params[i] = &pointers[i];
+    params[num_params + i] = &extents[i];
   }
   for (int64_t r : config.zeroed_outputs) {
     auto buffer = rets.get<ffi::AnyBuffer>(size_t(r));

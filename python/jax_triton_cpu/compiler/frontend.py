@@ -148,12 +148,15 @@ class KernelSource:
   @property
   def key(self) -> str:
     """Everything the TTIR depends on: the source of the kernel and the functions it calls
-    (triton's cache_key), the specialisation, the options and the triton version."""
+    (triton's cache_key), where it is, the specialisation, the options and the triton version."""
     import hashlib
     import triton
     with _FRONTEND_LOCK:  # (cache_key parses the kernel's source: ast.parse, as below)
       source_key = self.fn.cache_key
-    parts = [triton.__version__, source_key, _stable(self.signature),
+    # The file and line: TTIR locations (messages of asserts and bounds checks) name them.
+    code = self.fn.fn.__code__
+    parts = [triton.__version__, source_key, code.co_filename, str(code.co_firstlineno),
+             _stable(self.signature),
              _stable(self.constants), _stable(self.attrs), repr(self.options)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
