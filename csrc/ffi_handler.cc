@@ -54,6 +54,8 @@ struct KernelState {
 // makes the order irrelevant.
 ffi::TypeId KernelState::id = {0x4A54435354000001LL};
 
+std::atomic<LibraryResolver> g_resolver{nullptr};
+
 std::atomic<int64_t> g_instantiate_calls{0};
 std::atomic<int64_t> g_execute_calls{0};
 std::atomic<int64_t> g_autotune_runs{0};
@@ -130,6 +132,35 @@ ffi::Error CheckZeroedOutputs(ffi::Span<const int64_t> zeroed,
   return ffi::Error::Success();
 }
 
+// An exported call (one with `ttir`) asks the resolver for a library built
+// for this host; the strings it returns back `library` and `hash`.
+ffi::Error ResolvePortable(const ffi::Dictionary& attrs, size_t k,
+                           std::string_view kernel_name,
+                           std::string_view* library, std::string_view* hash,
+                           std::string* library_storage,
+                           std::string* hash_storage) {
+  LibraryResolver resolver = g_resolver.load();
+  if (resolver == nullptr || !attrs.contains(ConfigAttr("ttir", k))) {
+    return ffi::Error::Success();
+  }
+  PortableLibrary portable;
+  portable.kernel_name = kernel_name;
+  portable.library = *library;
+  portable.library_hash = *hash;
+  JTC_RETURN_IF_ERROR(GetAttr(attrs, ConfigAttr("ttir", k), &portable.ttir));
+  JTC_RETURN_IF_ERROR(
+      GetAttr(attrs, ConfigAttr("target", k), &portable.target));
+  JTC_RETURN_IF_ERROR(GetAttr(attrs, ConfigAttr("library_bytes", k),
+                              &portable.library_bytes));
+  JTC_RETURN_IF_ERROR(GetAttr(attrs, ConfigAttr("compile_options", k),
+                              &portable.compile_options));
+  std::string err = resolver(portable, library_storage, hash_storage);
+  if (!err.empty()) return Invalid(std::move(err));
+  *library = *library_storage;
+  *hash = *hash_storage;
+  return ffi::Error::Success();
+}
+
 ffi::Error LoadKernel(std::string_view library, std::string_view hash,
                       std::string_view symbol, const std::string& hash_attr,
                       LaunchConfig* config) {
@@ -189,6 +220,9 @@ ffi::Error BuildConfig(const ffi::Dictionary& attrs, size_t k,
   JTC_RETURN_IF_ERROR(
       CheckZeroedOutputs(zeroed, zeroed_attr, config, &state->min_results));
   config->scalars.assign(scalars.begin(), scalars.end());
+  std::string library_storage, hash_storage;
+  JTC_RETURN_IF_ERROR(ResolvePortable(attrs, k, state->kernel_name, &library,
+                                      &hash, &library_storage, &hash_storage));
   return LoadKernel(library, hash, symbol, hash_attr, config);
 }
 
@@ -367,6 +401,8 @@ ffi::Error Execute(KernelState* state, ffi::RemainingArgs args,
 }
 
 }  // namespace
+
+void SetLibraryResolver(LibraryResolver resolver) { g_resolver = resolver; }
 
 XLA_FFI_TypeId* KernelStateTypeId() { return &KernelState::id; }
 

@@ -737,8 +737,10 @@ def _triton_kernel_call_lowering(
   attributes: dict[str, Any] = dict(kernel_name=launched[0].kernel_name)
   if len(launched) > 1:
     attributes["num_configs"] = np.int32(len(launched))
+  # A call lowered for jax.export carries its libraries and TTIR, to run on any machine.
+  portable = getattr(ctx.module_context.lowering_parameters, "for_export", False)
   for k, call in enumerate(launched):
-    attributes.update(call.attributes(suffix=f"_{k}" if k else ""))
+    attributes.update(call.attributes(suffix=f"_{k}" if k else "", portable=portable))
   if cost_estimate is not None:
     attributes["cost_estimate_json"] = json.dumps(dict(cost_estimate))
   rule = jax.ffi.ffi_lowering(
@@ -761,9 +763,17 @@ class _LaunchCall:
   scalars: tuple[int, ...]
   zeroed: tuple[int, ...]
   num_threads: int
+  target: str            # what an exported call needs to get a library on another machine
+  ttir: str
+  options: compiler.CPUOptions
 
-  def attributes(self, suffix: str) -> dict[str, Any]:
-    return {
+  def attributes(self, suffix: str, portable: bool = False) -> dict[str, Any]:
+    extra = {}
+    if portable:
+      from . import portable as portable_lib
+      extra = {f"{k}{suffix}": v for k, v in portable_lib.embedded_attributes(
+          self.library, self.target, self.ttir, self.options).items()}
+    return {**extra,
         f"library{suffix}": self.library,
         f"library_hash{suffix}": self.library_hash,
         f"symbol{suffix}": self.symbol,
@@ -837,7 +847,8 @@ def _config_call(triton_fn, config, ctx, grid, metaparams, backend_options, zero
   num_threads = compiler.launch_threads(kernel, math.prod(config_grid), options.num_cpu_threads)
   return _LaunchCall(kernel.name, str(kernel.library_path), kernel.library_hash, kernel.symbol,
                      config_grid, tuple(arg_map), tuple(scalars), tuple(config_zeroed),
-                     num_threads)
+                     num_threads, kernel.target, kernel.ttir_generic,
+                     compiler.CPUOptions.parse(compile_options))
 
 
 def _lower_empty_grid(ctx, array_args, aliases, zeroed):
