@@ -508,6 +508,9 @@ class TritonFunction:
           f"kernel must be a @triton.jit function (optionally wrapped in triton.autotune or "
           f"triton.heuristics), got {kernel!r}")
     self.fn = fn
+    # Computed once, here, under the frontend's lock: dicts of jax and of ours hash the kernel,
+    # and the first hash parses its source, which is not thread-safe on Python 3.11.
+    frontend.source_hash(fn)
     if not hasattr(fn, "_jax_triton_cpu_kernel_cache"):
       fn._jax_triton_cpu_kernel_cache = {}
 
@@ -646,15 +649,20 @@ class TritonFunction:
     kernel = self._kernel_cache.get(key)
     if kernel is None:
       source = frontend.KernelSource(self.fn, spec.signature, spec.constants, spec.attrs, options)
+      explained = None
       try:
         kernel = compile_ttir_inplace(source, options)
       except triton.compiler.errors.CompilationError as e:
         tuples = [n for n, t in spec.signature.items() if isinstance(t, tuple)]
-        if not tuples or "'tuple' object" not in str(e):
+        if not tuples or "tuple" not in str(e):
           raise
-        raise TypeError(
+        explained = TypeError(
             f"kernel '{self.name}': parameter(s) {tuples} were given tuples, which bind only to "
-            f"parameters the kernel uses as tuples (x[0], ...); Triton's error:\n{e}") from e
+            f"parameters the kernel uses as tuples (x[0], ...); Triton's error:\n{e}")
+      if explained is not None:
+        # Raised outside the handler: the frontend's error, whose frames hold triton's MLIR
+        # objects, is freed here rather than kept alive as the context of ours.
+        raise explained
       self._kernel_cache[key] = kernel
       dump_dir = _dump_dir(options.debug)
       if dump_dir:

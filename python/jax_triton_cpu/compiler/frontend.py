@@ -73,6 +73,13 @@ def print_generic(module, context) -> str:
 _FRONTEND_LOCK = threading.RLock()
 
 
+def source_hash(fn) -> str:
+  """triton's cache_key of a jit function: the first call parses its source (ast.parse), and so
+  does the first hash(fn) (JITFunction.__hash__ is hash(cache_key)), hence the lock."""
+  with _FRONTEND_LOCK:
+    return fn.cache_key
+
+
 def generic_form(text: str) -> str:
   """TTIR text in the custom form (hand-written, or a dump of triton's) in the generic form, through
   triton's own parser, which knows every op of the installed triton."""
@@ -151,8 +158,7 @@ class KernelSource:
     (triton's cache_key), where it is, the specialisation, the options and the triton version."""
     import hashlib
     import triton
-    with _FRONTEND_LOCK:  # (cache_key parses the kernel's source: ast.parse, as below)
-      source_key = self.fn.cache_key
+    source_key = source_hash(self.fn)
     # The file and line: TTIR locations (messages of asserts and bounds checks) name them.
     code = self.fn.fn.__code__
     parts = [triton.__version__, source_key, code.co_filename, str(code.co_firstlineno),
