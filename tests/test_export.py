@@ -63,8 +63,11 @@ print(json.dumps({"counts": portable.counts, "cache": sorted(os.listdir(cache))}
 '''
 
 
-def _child(script, *args, **env):
-  run = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+def _child(script, path, *args, **env):
+  """Runs `script`, written to `path` (triton on Python 3.11 reads kernel sources from files)."""
+  with open(path, "w") as f:
+    f.write(script)
+  run = subprocess.run([sys.executable, path, *args], capture_output=True, text=True,
                        timeout=600, env={**os.environ, **env})
   assert run.returncode == 0, f"child failed ({run.returncode}):\n{run.stderr[-4000:]}"
   return run.stdout
@@ -74,7 +77,8 @@ def _child(script, *args, **env):
 def artifact(tmp_path_factory):
   d = tmp_path_factory.mktemp("export")
   path = str(d / "f.jax_exported")
-  assert "exported" in _child(_EXPORT, path, JAX_TRITON_CPU_CACHE_DIR=str(d / "export_cache"))
+  assert "exported" in _child(_EXPORT, str(d / "export.py"), path,
+                             JAX_TRITON_CPU_CACHE_DIR=str(d / "export_cache"))
   shutil.rmtree(d / "export_cache")  # the libraries at the exported paths are gone, as elsewhere
   return path, d
 
@@ -83,7 +87,7 @@ def _run(artifact, name, **env):
   path, d = artifact
   cache = str(d / name)
   os.makedirs(cache)
-  out = _child(_RUN, path, JAX_TRITON_CPU_CACHE_DIR=cache, **env)
+  out = _child(_RUN, str(d / f"{name}.py"), path, JAX_TRITON_CPU_CACHE_DIR=cache, **env)
   return json.loads(out.strip().splitlines()[-1])
 
 
