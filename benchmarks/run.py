@@ -37,6 +37,7 @@ BENCHMARKS = {
     "pallas": "pallas",
     "interpreter": "interpreter",
     "compile_time": "compile_time",
+    "bounds_check": "bounds_check",
 }
 
 

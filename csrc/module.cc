@@ -3,6 +3,7 @@
 #include <nanobind/nanobind.h>
 
 #include "ffi_handler.h"
+#include "portable_binding.h"
 
 namespace nb = nanobind;
 
@@ -15,6 +16,7 @@ nb::capsule Capsule(const void* pointer) {
 }  // namespace
 
 NB_MODULE(_native, m) {
+  jtc::BindLibraryResolver(m);
   m.def(
       "registrations",
       []() {

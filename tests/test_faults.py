@@ -27,7 +27,7 @@ def fault_kernel(x_ptr, bad, out_ptr, KIND: tl.constexpr, BLOCK: tl.constexpr):
 def call(x, bad, kind, threads):
   return jax.jit(lambda x: jt.triton_call(
       x, bad, kernel=fault_kernel, out_type=jax.typeof(x), grid=(x.size // 256,),
-      KIND=kind, BLOCK=256, backend_options={{"num_cpu_threads": threads}}))(x)
+      KIND=kind, BLOCK=256, backend_options={{"num_cpu_threads": threads, "bounds_check": False}}))(x)
 
 x = jnp.arange({size}, dtype=jnp.float32)
 try:
@@ -53,4 +53,5 @@ def test_a_kernel_fault_is_a_python_error_and_the_process_lives_on(kind, size, b
   error = run.stdout.split("ERROR:", 1)[-1]
   assert "kernel fault_kernel faulted: SIGSEGV" in error, run.stdout
   assert f"program ({bad}, 0, 0)" in error and "at address 0x10" in error, run.stdout
+  assert 'rerun with backend_options={"bounds_check": True}' in error, run.stdout
   assert run.stdout.strip().endswith("later launch ok"), run.stdout

@@ -1,9 +1,10 @@
 """jax_triton_cpu: run Triton kernels inside jax.jit on CPU, with jax-triton's `triton_call` API.
 
-The FFI target "triton_cpu_kernel_call" is registered by `jax_triton_cpu._runtime`, which the
-lowering imports the first time a kernel call is lowered. Importing the package also registers
-the CPU lowering of Pallas's `pallas_call` (jax_triton_cpu.pallas).
+Importing the package registers the FFI target "triton_cpu_kernel_call" (CUSTOM_CALL_TARGET_NAME)
+for platform "cpu", so a process that only deserialises a jax.export artifact can run it, and the
+CPU lowering of Pallas's `pallas_call` (jax_triton_cpu.pallas).
 """
+from jax_triton_cpu import _runtime  # noqa: F401  (registers the FFI target)
 from jax_triton_cpu.triton_lib import CUSTOM_CALL_TARGET_NAME
 from jax_triton_cpu.triton_lib import TensorDescriptor
 from jax_triton_cpu.triton_lib import strides_from_shape

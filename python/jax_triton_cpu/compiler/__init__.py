@@ -21,6 +21,8 @@ class CompiledKernel:
   param_types: tuple[str, ...]  # Triton type of each runtime parameter, in order ("*fp32", "i32", ...)
   work_per_program: int | None = None  # elements one program processes; None: not known
   ttir: str = ""
+  ttir_generic: str = ""        # the TTIR compiled (generic op form): exported calls carry it
+  target: str = ""              # Target.key of the CPU the library was compiled for
   llvm_ir: str = ""
   asm: str = ""
 

@@ -97,6 +97,13 @@ def print_generic(module, context) -> str:
 _FRONTEND_LOCK = threading.RLock()
 
 
+def source_hash(fn) -> str:
+  """triton's cache_key of a jit function: the first call parses its source (ast.parse), and so
+  does the first hash(fn) (JITFunction.__hash__ is hash(cache_key)), hence the lock."""
+  with _FRONTEND_LOCK:
+    return fn.cache_key
+
+
 def _make_module(fn, signature, constants, attrs, options):
   with _FRONTEND_LOCK:
     backend, gpu_options = _frontend_backend_and_options(options)
@@ -217,12 +224,14 @@ class KernelSource(Source):
 
   @property
   def key(self) -> str:
-    """The source of the kernel and the functions it calls (triton's cache_key), the
-    specialisation, the options and the triton version."""
+    """Everything the TTIR depends on: the source of the kernel and the functions it calls
+    (triton's cache_key), where it is, the specialisation, the options and the triton version."""
     import triton
-    with _FRONTEND_LOCK:  # (cache_key parses the kernel's source: ast.parse, as in make_ir)
-      source_key = self.fn.cache_key
-    parts = [triton.__version__, source_key, _stable(self.signature),
+    source_key = source_hash(self.fn)
+    # The file and line: TTIR locations (messages of asserts and bounds checks) name them.
+    code = self.fn.fn.__code__
+    parts = [triton.__version__, source_key, code.co_filename, str(code.co_firstlineno),
+             _stable(self.signature),
              _stable(self.constants), _stable(self.attrs), repr(self.options)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 

@@ -15,7 +15,8 @@ def compile_ttir(ttir: str, options: CPUOptions) -> CompiledKernel:
   return CompiledKernel(
       name=name, library_path=library, library_hash=toolchain.file_hash(library),
       symbol=trampoline, param_types=tuple(_signature_type(p.type) for p in kernel.params),
-      work_per_program=work, ttir=ttir, llvm_ir=llvm_ir, asm=asm)
+      work_per_program=work, ttir=ttir, ttir_generic=ttir, target=target.key, llvm_ir=llvm_ir,
+      asm=asm)
 
 
 def _signature_type(t) -> str:

@@ -49,12 +49,18 @@ def thread_state(module: llvm.Module, b: llvm.IRBuilder):
 
 
 def _string(lo, text: str):
+  return global_string(lo.module, text)
+
+
+def global_string(module: llvm.Module, text: str):
+  """A private constant C string."""
   data = bytearray(text.encode() + b"\0")
-  name = f"str.{len(lo.module.globals)}"
-  g = llvm.GlobalVariable(lo.module, llvm.ArrayType(T.I8, len(data)), name=name)
+  name = f"str.{len(module.globals)}"
+  g = llvm.GlobalVariable(module, llvm.ArrayType(T.I8, len(data)), name=name)
   g.global_constant = True
   g.linkage = "private"
   g.initializer = llvm.Constant(llvm.ArrayType(T.I8, len(data)), data)
+  g.type = T.PTR  # opaque, so that strings of different lengths can be selected between
   return g
 
 

@@ -118,6 +118,7 @@ class FunctionLowering:
     self.alloca_builder.position_before(entry.terminator)
     self.builder = llvm.IRBuilder(body)
     self.program_ids: tuple = ()
+    self.bounds = None  # bounds.Bounds in checked mode
     self.num_programs: tuple = ()
     self._memo: dict = {}
     # Elements one program processes (loop nests and dot products), None once it depends on a
