@@ -28,7 +28,7 @@ from llvmlite import ir as llvm
 from .. import ir
 from . import types as T
 from .abi import pointer_params
-from .debug import MESSAGE_BYTES, global_string, status_globals
+from .debug import MESSAGE_BYTES, global_string, thread_state
 from .lowering import _size_of
 
 # Ops whose pointer results point into the buffers of their pointer operands.
@@ -212,7 +212,7 @@ def _report_function(module: llvm.Module) -> llvm.Function:
   fn.attributes.add("cold")
   site, buffer, note, x, y, z, offset, size, extent = fn.args
   b = llvm.IRBuilder(fn.append_basic_block())
-  status, message = status_globals(module)
+  status, _, message = thread_state(module, b)
   snprintf = T.declare(module, "snprintf", T.I32, [T.PTR, T.I64, T.PTR], var_arg=True)
   fmt = global_string(module, "out-of-bounds %s, program (%u, %u, %u): offset %lld elements "
                                "(%lld bytes) from the start of buffer '%s', which has %llu "
