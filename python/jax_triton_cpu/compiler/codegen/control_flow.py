@@ -30,7 +30,7 @@ def _uniform_step(lo, carried: ir.Value, initial: ir.Value, yielded: ir.Value):
   (yield carried + splat(step)) and its initial value can be recomputed anywhere; else None."""
   op = yielded.op
   if (op is None or op.name not in ("tt.addptr", "arith.addi") or op.operands[0] is not carried
-      or not ir.is_tensor(carried.type) or not lo.plan.cheap(initial)
+      or not ir.is_tensor(carried.type)
       or isinstance(lo.env.get(initial), Shifted)):
     return None
   step = op.operands[1].op
@@ -82,6 +82,8 @@ def _for(lo, op):
       slots.append(lo.new_slot(v.type))
       lo.store_slot(slots[-1], init)
       continue
+    if not lo.plan.cheap(init):
+      lo.env[init] = lo.buffer(init)
     element = ir.element_type(v.type)
     is_pointer = isinstance(element, ir.PointerType)
     offset = lo.new_slot(ir.ScalarType("i64") if is_pointer else element)
