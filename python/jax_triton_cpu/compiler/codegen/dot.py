@@ -1,82 +1,71 @@
-"""tt.dot: C = A @ B + acc, 2-D or batched 3-D, as a register-blocked FMA micro-kernel.
+"""tt.dot: C = A @ B + acc, 2-D or batched 3-D. Chooses how by the operand types and the target:
+for now FMA in the compute type (f32 for f16 / bf16 / fp8 / f32 / tf32 inputs, f64, i32 for int8).
 
-The operands are packed into stack buffers in the compute type (f32 for f16 / bf16 / f32 / tf32
-inputs, f64, or i32 for int8), which also fuses their loads and conversions. The kernel keeps a
-block of MR rows x NV vectors of C in registers over the whole K loop: per k it loads NV vectors of
-B, broadcasts MR scalars of A, and issues MR * NV FMAs.
+Every method accumulates in the compute type, as Triton does (f32 for float inputs). The operands
+are packed as they are loaded (dot_pack); the register-blocked kernel is dot_kernel.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Callable
+
 from .. import ir
-from . import types as T
+from . import dot_kernel
+from .dot_pack import pack_groups, pack_rows
 from .elementwise import convert
-from .lowering import Buffer, Index
 from .registry import STATEMENT, register
+
+F32, F64, I32, I64 = (ir.ScalarType(n) for n in ("f32", "f64", "i32", "i64"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  name: str
+  compute: ir.ScalarType  # the accumulator's type
+  operand: ir.ScalarType  # what the packed A and B hold
+  group: int              # K elements one lane multiplies per instruction (B's packing)
+  lanes: int              # columns of B per packed chunk
+  emit: Callable          # (lo, a, b, c, batch, zero) on the packed buffers
 
 
 def _compute_type(result: ir.ScalarType, inputs) -> ir.ScalarType:
   if result.is_int:
-    return ir.ScalarType("i32" if result.bits <= 32 else "i64")
+    return I32 if result.bits <= 32 else I64
   if result.name == "f64" or any(t.name == "f64" for t in inputs):
-    return ir.ScalarType("f64")
-  return ir.ScalarType("f32")
+    return F64
+  return F32
 
 
-def _packed(lo, v: ir.Value, compute: ir.ScalarType) -> Buffer:
-  """`v` in a buffer of the compute type."""
-  source = ir.element_type(v.type)
-  if source == compute and isinstance(lo.env.get(v), Buffer):
-    return lo.env[v]
-  buf = lo.new_buffer(ir.TensorType(v.type.shape, compute))
-  with lo.loop_nest(v.type.shape, lo.lanes_for(v.type, buf.type)) as index:
-    value = T.splat(lo.builder, lo.evaluate(v, index), index.lanes)
-    buf.store(lo.builder, index, convert(lo.builder, value, source, compute))
-  return buf
+def _lanes(n: int, most: int) -> int:
+  """The widest power-of-two vector of at most `most` lanes that divides n."""
+  lanes = 1
+  while lanes * 2 <= most and n % (lanes * 2) == 0:
+    lanes *= 2
+  return lanes
 
 
-def _address(b, buf: Buffer, batch, row, col):
-  dims = (row, col) if batch is None else (batch, row, col)
-  return buf.address(b, Index(dims, 1))
+def _registers(name, compute, operand, step: dot_kernel.Step) -> Method:
+  def emit(lo, a, b, c, batch, zero):
+    dot_kernel.matmul(lo, step, a, b, c, batch, zero)
+  return Method(name, compute, operand, step.group, step.lanes, emit)
 
 
-def _matmul(lo, a: Buffer, bm: Buffer, c: Buffer, batch, compute: ir.ScalarType):
-  """c[batch] += a[batch] @ bm[batch], in registers block by block."""
-  b = lo.builder
-  M, K = a.type.shape[-2:]
-  N = bm.type.shape[-1]
-  element = T.scalar_type(compute)
-  lanes = max(1, min(N, lo.target.vector_bits // compute.bits))
-  nv = min(2, N // lanes)                                   # vectors of C per row in a block
-  mr = min(M, 8 if lo.target.vector_bits >= 512 else 4)   # rows of C in a block
-  vec = T.of_lanes(element, lanes)
-  is_float = compute.is_float
+def choose(target, a_type, b_type, result_type, shape) -> Method:
+  """The fastest method the target has for this dot: shape is (M, N, K)."""
+  _, n, _ = shape
+  compute = _compute_type(result_type, [a_type, b_type])
+  lanes = _lanes(n, max(1, target.vector_bits // compute.bits))
+  return _registers("fma", compute, compute, dot_kernel.fma_step(compute, lanes))
 
-  def fma(x, y, acc):
-    if is_float:
-      return lo.call_intrinsic("fma", [x, y, acc])
-    return b.add(acc, b.mul(x, y))
 
-  with lo.loop(M, mr) as m0, lo.loop(N, nv * lanes) as n0:
-    cols = [b.add(n0, T.I32(j * lanes)) for j in range(nv)]
-    rows = [b.add(m0, T.I32(i)) for i in range(mr)]
-    slots = []
-    for r in rows:
-      for col in cols:
-        slots.append(lo.slot_of(vec))
-        b.store(b.load(_address(b, c, batch, r, col), typ=vec, align=compute.bits // 8),
-                slots[-1].pointer)
-    with lo.loop(K) as k:
-      bs = [b.load(_address(b, bm, batch, k, col), typ=vec, align=compute.bits // 8) for col in cols]
-      for i, r in enumerate(rows):
-        scalar = b.load(_address(b, a, batch, r, k), typ=element)
-        av = T.splat(b, scalar, lanes)
-        for j in range(nv):
-          s = slots[i * nv + j]
-          b.store(fma(av, bs[j], b.load(s.pointer, typ=vec)), s.pointer)
-    for i, r in enumerate(rows):
-      for j, col in enumerate(cols):
-        s = slots[i * nv + j]
-        b.store(b.load(s.pointer, typ=vec), _address(b, c, batch, r, col), align=compute.bits // 8)
+def _is_zero(v: ir.Value) -> bool:
+  """A splat constant +0 (the accumulator of `tl.dot(a, b)`): the sum may start from zero."""
+  op = v.op
+  if op is None or op.name != "arith.constant" or not ir.is_tensor(v.type):
+    return False
+  value = op.attrs.get("value")
+  return isinstance(value, (int, float)) and value == 0 and math.copysign(1.0, value) > 0
 
 
 def _accumulates_in_place(acc: ir.Value, result: ir.Value) -> bool:
@@ -93,27 +82,40 @@ def _accumulates_in_place(acc: ir.Value, result: ir.Value) -> bool:
   return terminator.operands.count(result) == 1 and terminator.operands[slot] is result
 
 
+def _accumulator(lo, acc: ir.Value, result: ir.Value, compute: ir.ScalarType):
+  """The buffer C is summed into, and whether it starts at zero (then it is not read)."""
+  if _is_zero(acc):
+    return lo.new_buffer(ir.TensorType(result.type.shape, compute)), True
+  c = pack_rows(lo, acc, compute)
+  if c is lo.env.get(acc) and not _accumulates_in_place(acc, result):
+    copy = lo.new_buffer(c.type)  # the accumulator operand's own buffer must stay as it is
+    lo.memcpy(copy.pointer, c.pointer, c.nbytes)
+    c = copy
+  return c, False
+
+
 @register(STATEMENT, "tt.dot")
 def _dot(lo, op):
   a, bm, acc = op.operands
   result = op.result
   result_type = ir.element_type(result.type)
-  compute = _compute_type(result_type, [ir.element_type(a.type), ir.element_type(bm.type)])
-  packed_a, packed_b = _packed(lo, a, compute), _packed(lo, bm, compute)
-  c = _packed(lo, acc, compute)
-  if c is lo.env.get(acc) and not _accumulates_in_place(acc, result):
-    copy = lo.new_buffer(c.type)  # the accumulator operand's own buffer must stay as it is
-    lo.memcpy(copy.pointer, c.pointer, c.nbytes)
-    c = copy
-  lo.count_work(result.type.numel * a.type.shape[-1])
+  *_, m, k = a.type.shape
+  n = bm.type.shape[-1]
+  method = choose(lo.target, ir.element_type(a.type), ir.element_type(bm.type), result_type,
+                  (m, n, k))
+  c, zero = _accumulator(lo, acc, result, method.compute)
+  packed_a = pack_rows(lo, a, method.operand, method.group)
+  packed_b = pack_groups(lo, bm, method.operand, method.group, method.lanes)
+  lo.count_work(result.type.numel * k)
   if result.type.rank == 3:
     with lo.loop(result.type.shape[0]) as batch:
-      _matmul(lo, packed_a, packed_b, c, batch, compute)
+      method.emit(lo, packed_a, packed_b, c, batch, zero)
   else:
-    _matmul(lo, packed_a, packed_b, c, None, compute)
-  if compute != result_type:
+    method.emit(lo, packed_a, packed_b, c, None, zero)
+  if method.compute != result_type:
     out = lo.new_buffer(result.type)
     with lo.loop_nest(result.type.shape, lo.lanes_for(result.type, c.type)) as index:
-      out.store(lo.builder, index, convert(lo.builder, c.load(lo.builder, index), compute, result_type))
+      out.store(lo.builder, index,
+                convert(lo.builder, c.load(lo.builder, index), method.compute, result_type))
     c = out
   lo.env[result] = c

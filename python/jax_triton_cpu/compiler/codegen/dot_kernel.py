@@ -1,0 +1,113 @@
+"""The register-blocked micro-kernel of tt.dot: C (M x N) += A @ B on SIMD registers.
+
+A block of `rows` x `vecs` vectors of C stays in registers over the whole K loop; per step it loads
+`vecs` vectors of B, broadcasts one scalar of A per row and issues rows * vecs multiply-adds. The
+multiply-add is a `Step` (an FMA on the compute type).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from llvmlite import ir as llvm
+
+from .. import ir
+from . import types as T
+from .lowering import Buffer, Index, _size_of
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+  """acc (`lanes` accumulators) += a (broadcast) * b, over `group` K elements per lane."""
+  lanes: int
+  group: int
+  acc: llvm.Type   # the accumulator vector
+  a: llvm.Type     # the scalar loaded from a row of A (an element, or an integer of `group` ones)
+  b: llvm.Type     # the vector loaded from B
+  apply: Callable  # (lo, acc, a splatted to `lanes`, b) -> acc
+
+
+def fma_step(compute: ir.ScalarType, lanes: int) -> Step:
+  element = T.scalar_type(compute)
+  vec = T.of_lanes(element, lanes)
+  if compute.is_float:
+    apply = lambda lo, acc, a, b: lo.call_intrinsic("fma", [a, b, acc])
+  else:
+    apply = lambda lo, acc, a, b: lo.builder.add(acc, lo.builder.mul(a, b))
+  return Step(lanes, 1, vec, element, vec, apply)
+
+
+def registers(target) -> int:
+  return 32 if target.vector_bits >= 512 else 16
+
+
+def block_shape(target, m: int, vectors: int) -> tuple[int, int]:
+  """Rows x vectors of C held in registers: the most accumulators that leave registers for the
+  vectors of B and one broadcast, at most 12 rows; of equal counts, more vectors (fewer loads per
+  multiply-add). AVX-512: 6 x 4; 16 registers: 6 x 2."""
+  def accumulators(shape):
+    return shape[0] * shape[1], shape[1]
+  shapes = [(min(m, (registers(target) - v - 1) // v, 12), v) for v in (4, 2, 1) if v <= vectors]
+  return max(shapes, key=accumulators)
+
+
+def parts(total: int, block: int):
+  """(start, count, block) covering [0, total): whole blocks, then one smaller block of the rest."""
+  whole = total // block * block
+  out = [(0, whole, block)] if whole else []
+  if total > whole:
+    out.append((whole, total - whole, total - whole))
+  return out
+
+
+def matmul(lo, step: Step, a: Buffer, b: Buffer, c: Buffer, batch, zero: bool):
+  """c[batch] (+)= a[batch] @ b[batch] (zero: c is not read, the sum starts at 0)."""
+  m, n = c.type.shape[-2:]
+  steps = b.type.shape[-2]
+  lanes = step.lanes
+  rows_per_block, vecs_per_block = block_shape(lo.target, m, n // lanes)
+  bld = lo.builder
+  for m_start, m_count, rows in parts(m, rows_per_block):
+    for v_start, v_count, vecs in parts(n // lanes, vecs_per_block):
+      with lo.loop(m_count, rows) as mi, lo.loop(v_count * lanes, vecs * lanes) as ni:
+        m0 = bld.add(mi, T.I32(m_start)) if m_start else mi
+        n0 = bld.add(ni, T.I32(v_start * lanes)) if v_start else ni
+        _block(lo, step, a, b, c, batch, m0, n0, rows, vecs, steps, zero)
+
+
+def _at(b, buf: Buffer, batch, row, col):
+  dims = (row, col) if batch is None else (batch, row, col)
+  return buf.address(b, Index(dims, 1))
+
+
+def _block(lo, step, a, b, c, batch, m0, n0, rows, vecs, steps, zero):
+  bld = lo.builder
+  lanes, group = step.lanes, step.group
+  row_ids = [bld.add(m0, T.I32(i)) if i else m0 for i in range(rows)]
+  col_ids = [bld.add(n0, T.I32(j * lanes)) if j else n0 for j in range(vecs)]
+  slots = []
+  for r in row_ids:
+    for col in col_ids:
+      slot = lo.slot_of(step.acc)
+      value = (T.constant(step.acc, 0) if zero else
+               bld.load(_at(bld, c, batch, r, col), typ=step.acc, align=_size(c)))
+      bld.store(value, slot.pointer)
+      slots.append(slot)
+  with lo.loop(steps) as k:
+    k_in_a = bld.mul(k, T.I32(group)) if group > 1 else k
+    bs = [bld.load(_at(bld, b, batch, k, bld.mul(col, T.I32(group)) if group > 1 else col),
+                   typ=step.b, align=_size(b)) for col in col_ids]
+    for i, r in enumerate(row_ids):
+      scalar = bld.load(_at(bld, a, batch, r, k_in_a), typ=step.a, align=_size(a))
+      av = T.splat(bld, scalar, lanes)
+      for j in range(vecs):
+        s = slots[i * vecs + j]
+        bld.store(step.apply(lo, bld.load(s.pointer, typ=step.acc), av, bs[j]), s.pointer)
+  for i, r in enumerate(row_ids):
+    for j, col in enumerate(col_ids):
+      s = slots[i * vecs + j]
+      bld.store(bld.load(s.pointer, typ=step.acc), _at(bld, c, batch, r, col), align=_size(c))
+
+
+def _size(buf: Buffer) -> int:
+  return _size_of(buf.element)
