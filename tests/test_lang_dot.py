@@ -270,3 +270,147 @@ def test_dot_small_shapes(shape):
   a, b = _ints((m, k), "fp32", rng), _ints((k, n), "fp32", rng)
   c = _run_dot(a, b, "fp32", "fp32", m, n, k)
   assert_equal(c, _exact(a, b).astype(np.float32))
+
+
+# ---- each code path: FMA, vdpbf16ps -------------------------------------------------------------
+# tl.dot picks its instructions by the target CPU's features (codegen/dot.py). Every path this
+# machine can run is run under JAX_TRITON_CPU_TARGET, and the instructions of paths it cannot run
+# are checked in the assembly compiled for CPUs that have them.
+
+from direct_launch import compile_kernel, launch  # noqa: E402
+
+_DOT_FEATURES = ("avx512bf16", "avx512vnni", "avxvnni", "amx-tile", "amx-bf16", "amx-int8")
+
+
+def _host():
+  from jax_triton_cpu.compiler.target import _target
+  return _target("")
+
+
+def _without_dot_features() -> str:
+  """The host with the bf16 / int8 dot instructions off: FMA on the host's vector width."""
+  host = _host()
+  kept = [f for f in host.features.split(",") if f[1:] not in _DOT_FEATURES]
+  return ",".join([host.cpu] + kept + [f"-{f}" for f in _DOT_FEATURES])
+
+
+RUNNABLE = {
+    "host": lambda: "",
+    "fma": _without_dot_features,
+    "avx2": lambda: "haswell,+avx2,+fma,+f16c,+avx",
+    "sse2": lambda: "x86-64",
+}
+_TARGET_CACHE: dict = {}
+
+
+def _compiled_for(target: str, monkeypatch, kernel, signature, constants):
+  monkeypatch.setenv("JAX_TRITON_CPU_TARGET", target)
+  key = (target, kernel, tuple(signature.items()), tuple(sorted(constants.items())))
+  if key not in _TARGET_CACHE:
+    _TARGET_CACHE[key] = compile_kernel(kernel, signature, constants)
+  return _TARGET_CACHE[key]
+
+
+def _dot_for(target, monkeypatch, a, b, dtype, out_dtype, acc=None):
+  m, k = a.shape
+  n = b.shape[1]
+  c = np.zeros((m, n), NP[out_dtype])
+  acc_arr = acc if acc is not None else np.zeros((1,), NP[out_dtype])
+  signature = {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "c_ptr": f"*{out_dtype}",
+               "acc_ptr": f"*{out_dtype}"}
+  compiled = _compiled_for(target, monkeypatch, dot_kernel, signature,
+                           {"M": m, "N": n, "K": k, "PREC": None, "USE_ACC": acc is not None,
+                            "OUT": None, "TRANS_B": False})
+  assert launch(compiled, [a, b, c, acc_arr], (1,), types=list(signature.values())) == 0
+  return c, compiled
+
+
+# M x N x K: small N (256- and 128-bit dot-product instructions), K of one (a partial K pair),
+# M and N tails of the register blocks.
+PATH_SHAPES = [(32, 32, 64), (16, 64, 32), (32, 16, 16), (16, 8, 32), (16, 32, 1), (8, 16, 2),
+               (64, 64, 256)]
+PATH_CASES = [(t, d, s) for t in RUNNABLE for d in ("bf16", "fp32", "fp16") for s in PATH_SHAPES
+              if d == "bf16" or s in PATH_SHAPES[:3]]
+
+
+@pytest.mark.parametrize("target,dtype,shape", PATH_CASES,
+                         ids=[f"{t}-{d}-{'x'.join(map(str, s))}" for t, d, s in PATH_CASES])
+def test_dot_paths_exact_on_integer_data(target, dtype, shape, monkeypatch):
+  m, n, k = shape
+  rng = np.random.default_rng(m + 3 * n + 7 * k)
+  a, b = _ints((m, k), dtype, rng), _ints((k, n), dtype, rng)
+  c, _ = _dot_for(RUNNABLE[target](), monkeypatch, a, b, dtype, OUT_OF[dtype])
+  assert_equal(c, _exact(a, b).astype(NP[OUT_OF[dtype]]), f"{target} {dtype} {shape}")
+
+
+@pytest.mark.parametrize("target", list(RUNNABLE))
+@pytest.mark.parametrize("shape", [(64, 64, 128), (16, 32, 1)])
+def test_bf16_paths_on_random_data(target, shape, monkeypatch):
+  """Products of bf16 are exact in f32; the sums (in any order, pairs or tiles) within
+  K * eps32 * |A| @ |B| of the exact product, with and without an accumulator operand."""
+  m, n, k = shape
+  rng = np.random.default_rng(13)
+  a = rng.standard_normal((m, k)).astype(NP["bf16"])
+  b = rng.standard_normal((k, n)).astype(NP["bf16"])
+  acc = rng.standard_normal((m, n)).astype(np.float32)
+  for with_acc in (None, acc):
+    c, _ = _dot_for(RUNNABLE[target](), monkeypatch, a, b, "bf16", "fp32", acc=with_acc)
+    exact = _exact(a, b) + (0 if with_acc is None else acc)
+    bound = (k + 1) * np.finfo(np.float32).eps * (
+        np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)) + np.abs(exact))
+    err = np.abs(c - exact)
+    assert (err <= bound).all(), f"{target}: max error {err.max()}"
+
+
+@pytest.mark.parametrize("target", ["host", "fma"])
+@pytest.mark.parametrize("dtype", ["bf16"])
+def test_batched_3d_dot_paths(target, dtype, monkeypatch):
+  bsz, m, n, k = 4, 32, 16, 64
+  rng = np.random.default_rng(14)
+  a, b = _ints((bsz, m, k), dtype, rng), _ints((bsz, k, n), dtype, rng)
+  out_dtype = OUT_OF[dtype]
+  c = np.zeros((bsz, m, n), NP[out_dtype])
+  signature = {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "c_ptr": f"*{out_dtype}"}
+  compiled = _compiled_for(RUNNABLE[target](), monkeypatch, bdot_kernel, signature,
+                           {"B": bsz, "M": m, "N": n, "K": k})
+  assert launch(compiled, [a, b, c], (1,), types=list(signature.values())) == 0
+  assert_equal(c, np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(NP[out_dtype]))
+
+
+def _assembly(target, monkeypatch, dtype, shape=(32, 32, 64)) -> str:
+  m, n, k = shape
+  out = OUT_OF[dtype]
+  signature = {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "c_ptr": f"*{out}", "acc_ptr": f"*{out}"}
+  return _compiled_for(target, monkeypatch, dot_kernel, signature,
+                       {"M": m, "N": n, "K": k, "PREC": None, "USE_ACC": False, "OUT": None,
+                        "TRANS_B": False}).asm
+
+
+# target, dtype, instructions the kernel must have, instructions it must not have
+ASSEMBLY_CASES = [
+    ("sapphirerapids", "bf16", ["vdpbf16ps\t%zmm"], ["vfmadd"]),
+    ("cooperlake", "bf16", ["vdpbf16ps\t%zmm"], ["vfmadd"]),
+    ("cascadelake", "bf16", ["vfmadd231ps\t%zmm"], ["vdpbf16ps"]),
+    ("haswell,+avx2,+fma,+f16c,+avx", "bf16", ["vfmadd231ps\t%ymm"], ["vdpbf16ps", "zmm"]),
+    ("znver4,-avx512bf16", "bf16", ["vfmadd231ps\t%zmm"], ["vdpbf16ps"]),
+]
+
+
+@pytest.mark.parametrize("target,dtype,present,absent", ASSEMBLY_CASES,
+                         ids=[f"{t.split(',')[0]}{'-' if ',' in t else ''}-{d}"
+                              for t, d, _, _ in ASSEMBLY_CASES])
+def test_dot_instructions_in_assembly(target, dtype, present, absent, monkeypatch):
+  """The instructions each target gets (compiled only: this machine may lack them)."""
+  asm = _assembly(target, monkeypatch, dtype)
+  for instruction in present:
+    assert instruction in asm, f"{target} {dtype}: no {instruction!r}"
+  for instruction in absent:
+    assert instruction not in asm, f"{target} {dtype}: unexpected {instruction!r}"
+
+
+def test_host_gets_its_best_dot_instructions(monkeypatch):
+  """On this machine: the AVX-512 bf16 dot-product instruction where it has it, else FMA."""
+  host = _host()
+  asm = _assembly("", monkeypatch, "bf16")
+  expected = "vdpbf16ps" if host.has("avx512bf16") else "vfmadd"
+  assert expected in asm, f"host {host.cpu}: no {expected}"

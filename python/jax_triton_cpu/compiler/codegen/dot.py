@@ -1,8 +1,13 @@
 """tt.dot: C = A @ B + acc, 2-D or batched 3-D. Chooses how by the operand types and the target:
-for now FMA in the compute type (f32 for f16 / bf16 / fp8 / f32 / tf32 inputs, f64, i32 for int8).
 
-Every method accumulates in the compute type, as Triton does (f32 for float inputs). The operands
-are packed as they are loaded (dot_pack); the register-blocked kernel is dot_kernel.
+- bf16 x bf16 -> f32: vdpbf16ps (AVX512-BF16), else FMA on f32;
+- anything else: FMA in the compute type (f32 for f16 / bf16 / fp8 / f32 / tf32 inputs, f64, i32
+  for int8).
+
+Every method accumulates in the compute type, as Triton does (f32 for float inputs). bf16 products
+are exact in f32, so the bf16 instructions give the widened FMA result up to the order of the
+additions, except that they treat denormal inputs and results as zero. The operands are packed as
+they are loaded (dot_pack); the register-blocked kernel is dot_kernel.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from .elementwise import convert
 from .registry import STATEMENT, register
 
 F32, F64, I32, I64 = (ir.ScalarType(n) for n in ("f32", "f64", "i32", "i64"))
+BF16 = ir.ScalarType("bf16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +61,11 @@ def choose(target, a_type, b_type, result_type, shape) -> Method:
   """The fastest method the target has for this dot: shape is (M, N, K)."""
   _, n, _ = shape
   compute = _compute_type(result_type, [a_type, b_type])
+  inputs = (a_type.name, b_type.name)
+  if inputs == ("bf16", "bf16") and compute == F32:
+    lanes = _lanes(n, 16)
+    if target.has("avx512bf16", "avx512vl") and target.vector_bits >= 512 and lanes >= 4:
+      return _registers("bf16-dp", F32, BF16, dot_kernel.dpbf16_step(lanes))
   lanes = _lanes(n, max(1, target.vector_bits // compute.bits))
   return _registers("fma", compute, compute, dot_kernel.fma_step(compute, lanes))
 

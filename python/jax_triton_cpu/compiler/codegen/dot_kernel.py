@@ -2,7 +2,9 @@
 
 A block of `rows` x `vecs` vectors of C stays in registers over the whole K loop; per step it loads
 `vecs` vectors of B, broadcasts one scalar of A per row and issues rows * vecs multiply-adds. The
-multiply-add is a `Step` (an FMA on the compute type).
+multiply-add is a `Step`: an FMA on the compute type, or a dot-product instruction that multiplies
+`group` K elements per 32-bit lane (vdpbf16ps: 2 bf16), which reads B packed in K groups
+(dot_pack.pack_groups) and one 32-bit group of a row of A per broadcast.
 """
 from __future__ import annotations
 
@@ -14,6 +16,19 @@ from llvmlite import ir as llvm
 from .. import ir
 from . import types as T
 from .lowering import Buffer, Index, _size_of
+
+
+class BFloat(llvm.Type):
+  """LLVM's bfloat, which llvmlite lacks: the operand type of the bf16 dot-product intrinsics."""
+
+  def _to_string(self):
+    return "bfloat"
+
+  def __eq__(self, other):
+    return isinstance(other, BFloat)
+
+  def __hash__(self):
+    return hash("bfloat")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +50,18 @@ def fma_step(compute: ir.ScalarType, lanes: int) -> Step:
   else:
     apply = lambda lo, acc, a, b: lo.builder.add(acc, lo.builder.mul(a, b))
   return Step(lanes, 1, vec, element, vec, apply)
+
+
+def dpbf16_step(lanes: int = 16) -> Step:
+  """vdpbf16ps (AVX512-BF16): 2 bf16 products per f32 lane, each exact, added in f32."""
+  acc = llvm.VectorType(T.F32, lanes)
+  pairs = llvm.VectorType(BFloat(), 2 * lanes)
+
+  def apply(lo, acc_value, a, b):
+    return lo.call_intrinsic(f"x86.avx512bf16.dpbf16ps.{32 * lanes}",
+                             [acc_value, lo.builder.bitcast(b, pairs), lo.builder.bitcast(a, pairs)],
+                             overload=[])
+  return Step(lanes, 2, acc, T.I32, llvm.VectorType(T.I32, lanes), apply)
 
 
 def registers(target) -> int:

@@ -2,9 +2,13 @@
 straight into the buffer, converted to the element type the kernel multiplies).
 
 - A (..., M, K) -> (..., M, Kp): rows, K padded with zeros to a multiple of `group`.
-- B (..., K, N) -> (..., K, N): rows.
+- B (..., K, N) -> (..., Kp / group, N * group): the `group` consecutive K elements of each column
+  side by side, the layout of the dot-product instructions (vdpbf16ps), whose one 32-bit lane
+  multiplies `group` K elements. group == 1 is plain row-major.
 """
 from __future__ import annotations
+
+from llvmlite import ir as llvm
 
 from .. import ir
 from . import types as T
@@ -31,6 +35,48 @@ def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1) -> Buffer
 
 
 def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int) -> Buffer:
-  """The B operand: `v` in a (..., K, N) buffer of `element` (group 1: rows)."""
-  assert group == 1
-  return pack_rows(lo, v, element)
+  """The B operand: `v` in a (..., Kp / group, N * group) buffer of `element`, chunks of `lanes`
+  columns at a time."""
+  if group == 1:
+    return pack_rows(lo, v, element)
+  *outer, k, n = v.type.shape
+  lanes = min(lanes, n)
+  groups = -(-k // group)
+  buf = lo.new_buffer(ir.TensorType((*outer, groups, n * group), element))
+  full = k // group
+  if full:
+    with lo.loop_nest((*outer, full, n), lanes) as index:
+      *batch, g, col = index.dims
+      first = lo.builder.mul(g, T.I32(group))
+      _store_group(lo, v, buf, batch, g, col, first, group, element, lanes)
+  if groups > full:  # the last, partial group: rows past K are zeros
+    with lo.loop_nest((*outer, 1, n), lanes) as index:
+      *batch, _, col = index.dims
+      _store_group(lo, v, buf, batch, T.I32(full), col, T.I32(full * group), group, element,
+                   lanes, rows=k - full * group)
+  return buf
+
+
+def _store_group(lo, v, buf, batch, g, col, first_row, group, element, lanes, rows=None):
+  b = lo.builder
+  source = ir.element_type(v.type)
+  parts = []
+  for r in range(group):
+    if rows is not None and r >= rows:
+      parts.append(T.constant(T.of_lanes(buf.element, lanes), 0))
+      continue
+    row = b.add(first_row, T.I32(r)) if r else first_row
+    value = T.splat(b, lo.evaluate(v, Index((*batch, row, col), lanes)), lanes)
+    parts.append(convert(b, value, source, element))
+  buf.store(b, Index((*batch, g, b.mul(col, T.I32(group))), lanes * group), interleave(b, parts))
+
+
+def interleave(b, parts):
+  """[x0[0], x1[0], x0[1], x1[1], ...] of two vectors (or scalars) of one type."""
+  x, y = parts
+  n = T.lanes(x)
+  if n == 1:
+    x = b.insert_element(llvm.Constant(llvm.VectorType(x.type, 1), llvm.Undefined), x, T.I32(0))
+    y = b.insert_element(llvm.Constant(llvm.VectorType(y.type, 1), llvm.Undefined), y, T.I32(0))
+  mask = [i // 2 + (n if i % 2 else 0) for i in range(2 * n)]
+  return b.shuffle_vector(x, y, llvm.Constant(llvm.VectorType(T.I32, 2 * n), mask))
