@@ -272,7 +272,7 @@ def test_dot_small_shapes(shape):
   assert_equal(c, _exact(a, b).astype(np.float32))
 
 
-# ---- each code path: FMA, vdpbf16ps -------------------------------------------------------------
+# ---- each code path: FMA, vdpbf16ps, vpdpbusd ---------------------------------------------------
 # tl.dot picks its instructions by the target CPU's features (codegen/dot.py). Every path this
 # machine can run is run under JAX_TRITON_CPU_TARGET, and the instructions of paths it cannot run
 # are checked in the assembly compiled for CPUs that have them.
@@ -325,12 +325,12 @@ def _dot_for(target, monkeypatch, a, b, dtype, out_dtype, acc=None):
   return c, compiled
 
 
-# M x N x K: small N (256- and 128-bit dot-product instructions), K of one (a partial K pair),
-# M and N tails of the register blocks.
+# M x N x K: small N (256- and 128-bit dot-product instructions), K of one (a partial K pair and
+# quad), K = 2 (a partial quad), M and N tails of the register blocks.
 PATH_SHAPES = [(32, 32, 64), (16, 64, 32), (32, 16, 16), (16, 8, 32), (16, 32, 1), (8, 16, 2),
                (64, 64, 256)]
-PATH_CASES = [(t, d, s) for t in RUNNABLE for d in ("bf16", "fp32", "fp16") for s in PATH_SHAPES
-              if d == "bf16" or s in PATH_SHAPES[:3]]
+PATH_CASES = [(t, d, s) for t in RUNNABLE for d in ("bf16", "i8", "fp32", "fp16") for s in PATH_SHAPES
+              if d in ("bf16", "i8") or s in PATH_SHAPES[:3]]
 
 
 @pytest.mark.parametrize("target,dtype,shape", PATH_CASES,
@@ -341,6 +341,21 @@ def test_dot_paths_exact_on_integer_data(target, dtype, shape, monkeypatch):
   a, b = _ints((m, k), dtype, rng), _ints((k, n), dtype, rng)
   c, _ = _dot_for(RUNNABLE[target](), monkeypatch, a, b, dtype, OUT_OF[dtype])
   assert_equal(c, _exact(a, b).astype(NP[OUT_OF[dtype]]), f"{target} {dtype} {shape}")
+
+
+@pytest.mark.parametrize("target", list(RUNNABLE))
+def test_int8_paths_at_the_extremes(target, monkeypatch):
+  """-128 and 127 everywhere: vpdpbusd multiplies B + 128 (unsigned) and subtracts 128 * A's row
+  sums; sums that wrap int32 must wrap the same way."""
+  m, n, k = 32, 64, 4096
+  rng = np.random.default_rng(12)
+  a = rng.choice([-128, 127], (m, k)).astype(np.int8)
+  b = rng.choice([-128, 127], (k, n)).astype(np.int8)
+  a[0], b[:, 0] = -128, -128  # 4096 * 16384 = 2^26 per row: no wrap; the row/column of extremes
+  acc = rng.integers(2**31 - 2**27, 2**31 - 1, (m, n)).astype(np.int32)  # these sums wrap
+  c, _ = _dot_for(RUNNABLE[target](), monkeypatch, a, b, "i8", "i32", acc=acc)
+  expected = (a.astype(np.int64) @ b.astype(np.int64) + acc).astype(np.int64)
+  assert_equal(c, ((expected + 2**31) % 2**32 - 2**31).astype(np.int32))
 
 
 @pytest.mark.parametrize("target", list(RUNNABLE))
@@ -363,7 +378,7 @@ def test_bf16_paths_on_random_data(target, shape, monkeypatch):
 
 
 @pytest.mark.parametrize("target", ["host", "fma"])
-@pytest.mark.parametrize("dtype", ["bf16"])
+@pytest.mark.parametrize("dtype", ["bf16", "i8"])
 def test_batched_3d_dot_paths(target, dtype, monkeypatch):
   bsz, m, n, k = 4, 32, 16, 64
   rng = np.random.default_rng(14)
@@ -389,8 +404,12 @@ def _assembly(target, monkeypatch, dtype, shape=(32, 32, 64)) -> str:
 # target, dtype, instructions the kernel must have, instructions it must not have
 ASSEMBLY_CASES = [
     ("sapphirerapids", "bf16", ["vdpbf16ps\t%zmm"], ["vfmadd"]),
+    ("sapphirerapids", "i8", ["vpdpbusd\t%zmm"], ["vpmulld"]),
     ("cooperlake", "bf16", ["vdpbf16ps\t%zmm"], ["vfmadd"]),
     ("cascadelake", "bf16", ["vfmadd231ps\t%zmm"], ["vdpbf16ps"]),
+    ("cascadelake", "i8", ["vpdpbusd\t%zmm"], ["vpmulld"]),
+    ("alderlake", "i8", ["{vex}\tvpdpbusd\t%ymm"], ["zmm"]),
+    ("haswell,+avx2,+fma,+f16c,+avx", "i8", ["vpmulld\t%ymm"], ["vpdpbusd", "zmm"]),
     ("haswell,+avx2,+fma,+f16c,+avx", "bf16", ["vfmadd231ps\t%ymm"], ["vdpbf16ps", "zmm"]),
     ("znver4,-avx512bf16", "bf16", ["vfmadd231ps\t%zmm"], ["vdpbf16ps"]),
 ]
@@ -408,9 +427,16 @@ def test_dot_instructions_in_assembly(target, dtype, present, absent, monkeypatc
     assert instruction not in asm, f"{target} {dtype}: unexpected {instruction!r}"
 
 
-def test_host_gets_its_best_dot_instructions(monkeypatch):
-  """On this machine: the AVX-512 bf16 dot-product instruction where it has it, else FMA."""
+@pytest.mark.parametrize("dtype", ["bf16", "i8"])
+def test_host_gets_its_best_dot_instructions(dtype, monkeypatch):
+  """On this machine: the AVX-512 dot-product instructions where it has them, else FMA / integer
+  multiply-adds."""
   host = _host()
-  asm = _assembly("", monkeypatch, "bf16")
-  expected = "vdpbf16ps" if host.has("avx512bf16") else "vfmadd"
+  asm = _assembly("", monkeypatch, dtype)
+  if dtype == "bf16" and host.has("avx512bf16"):
+    expected = "vdpbf16ps"
+  elif dtype == "i8" and (host.has("avx512vnni") or host.has("avxvnni")):
+    expected = "vpdpbusd"
+  else:
+    expected = "vfmadd" if dtype == "bf16" else "vpmulld"
   assert expected in asm, f"host {host.cpu}: no {expected}"

@@ -1,8 +1,8 @@
 """tt.dot: C = A @ B + acc, 2-D or batched 3-D. Chooses how by the operand types and the target:
 
 - bf16 x bf16 -> f32: vdpbf16ps (AVX512-BF16), else FMA on f32;
-- anything else: FMA in the compute type (f32 for f16 / bf16 / fp8 / f32 / tf32 inputs, f64, i32
-  for int8).
+- int8 x int8 -> i32: vpdpbusd (AVX512-VNNI / AVX-VNNI), else i32 multiply-adds;
+- anything else: FMA in the compute type (f32 for f16 / bf16 / fp8 / f32 / tf32 inputs, f64).
 
 Every method accumulates in the compute type, as Triton does (f32 for float inputs). bf16 products
 are exact in f32, so the bf16 instructions give the widened FMA result up to the order of the
@@ -16,13 +16,14 @@ import math
 from collections.abc import Callable
 
 from .. import ir
-from . import dot_kernel
+from . import dot_kernel, types as T
 from .dot_pack import pack_groups, pack_rows
 from .elementwise import convert
+from .lowering import Buffer, Index
 from .registry import STATEMENT, register
 
 F32, F64, I32, I64 = (ir.ScalarType(n) for n in ("f32", "f64", "i32", "i64"))
-BF16 = ir.ScalarType("bf16")
+BF16, I8 = ir.ScalarType("bf16"), ir.ScalarType("i8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Method:
   group: int              # K elements one lane multiplies per instruction (B's packing)
   lanes: int              # columns of B per packed chunk
   emit: Callable          # (lo, a, b, c, batch, zero) on the packed buffers
+  unsigned_b: bool = False  # B stored as x + 128 (vpdpbusd), corrected by A's row sums
 
 
 def _compute_type(result: ir.ScalarType, inputs) -> ir.ScalarType:
@@ -51,10 +53,11 @@ def _lanes(n: int, most: int) -> int:
   return lanes
 
 
-def _registers(name, compute, operand, step: dot_kernel.Step) -> Method:
+def _registers(name, compute, operand, step: dot_kernel.Step, unsigned_b=False) -> Method:
   def emit(lo, a, b, c, batch, zero):
-    dot_kernel.matmul(lo, step, a, b, c, batch, zero)
-  return Method(name, compute, operand, step.group, step.lanes, emit)
+    bias = _row_offsets(lo, a, batch) if unsigned_b else None
+    dot_kernel.matmul(lo, step, a, b, c, batch, zero, bias)
+  return Method(name, compute, operand, step.group, step.lanes, emit, unsigned_b)
 
 
 def choose(target, a_type, b_type, result_type, shape) -> Method:
@@ -62,12 +65,39 @@ def choose(target, a_type, b_type, result_type, shape) -> Method:
   _, n, _ = shape
   compute = _compute_type(result_type, [a_type, b_type])
   inputs = (a_type.name, b_type.name)
+  if inputs == ("i8", "i8") and compute == I32:
+    lanes = _lanes(n, 16 if target.vector_bits >= 512 else 8)
+    vnni = (target.has("avx512vnni", "avx512vl") and target.vector_bits >= 512) or \
+        (target.has("avxvnni") and lanes <= 8)
+    if vnni and lanes >= 4:
+      return _registers("vnni", I32, I8, dot_kernel.vnni_step(lanes), unsigned_b=True)
   if inputs == ("bf16", "bf16") and compute == F32:
     lanes = _lanes(n, 16)
     if target.has("avx512bf16", "avx512vl") and target.vector_bits >= 512 and lanes >= 4:
       return _registers("bf16-dp", F32, BF16, dot_kernel.dpbf16_step(lanes))
   lanes = _lanes(n, max(1, target.vector_bits // compute.bits))
   return _registers("fma", compute, compute, dot_kernel.fma_step(compute, lanes))
+
+
+def _row_offsets(lo, a: Buffer, batch) -> Buffer:
+  """128 * the sum of each row of A (int8): what B stored as x + 128 adds to each row of C."""
+  b = lo.builder
+  m, kp = a.type.shape[-2:]
+  sums = lo.new_buffer(ir.TensorType((m,), I32))
+  width = _lanes(kp, 64)
+  with lo.loop(m) as row:
+    total = lo.slot_of(T.of_lanes(T.I32, width))
+    b.store(T.constant(total.llvm_type, 0), total.pointer)
+    with lo.loop(kp, width) as k:
+      dims = (row, k) if batch is None else (batch, row, k)
+      chunk = b.load(a.address(b, Index(dims, 1)), typ=T.of_lanes(T.I8, width), align=1)
+      wide = b.sext(chunk, total.llvm_type)
+      b.store(b.add(b.load(total.pointer, typ=total.llvm_type), wide), total.pointer)
+    value = b.load(total.pointer, typ=total.llvm_type)
+    if width > 1:
+      value = lo.call_intrinsic("vector.reduce.add", [value], ret=T.I32, overload=[value.type])
+    b.store(b.mul(value, T.I32(128)), b.gep(sums.pointer, [row], source_etype=T.I32), align=4)
+  return sums
 
 
 def _is_zero(v: ir.Value) -> bool:
@@ -116,7 +146,7 @@ def _dot(lo, op):
                   (m, n, k))
   c, zero = _accumulator(lo, acc, result, method.compute)
   packed_a = pack_rows(lo, a, method.operand, method.group)
-  packed_b = pack_groups(lo, bm, method.operand, method.group, method.lanes)
+  packed_b = pack_groups(lo, bm, method.operand, method.group, method.lanes, method.unsigned_b)
   lo.count_work(result.type.numel * k)
   if result.type.rank == 3:
     with lo.loop(result.type.shape[0]) as batch:

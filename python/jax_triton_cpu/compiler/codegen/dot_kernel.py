@@ -3,8 +3,8 @@
 A block of `rows` x `vecs` vectors of C stays in registers over the whole K loop; per step it loads
 `vecs` vectors of B, broadcasts one scalar of A per row and issues rows * vecs multiply-adds. The
 multiply-add is a `Step`: an FMA on the compute type, or a dot-product instruction that multiplies
-`group` K elements per 32-bit lane (vdpbf16ps: 2 bf16), which reads B packed in K groups
-(dot_pack.pack_groups) and one 32-bit group of a row of A per broadcast.
+`group` K elements per 32-bit lane (vdpbf16ps: 2 bf16, vpdpbusd: 4 int8), which reads B packed in
+K groups (dot_pack.pack_groups) and one 32-bit group of a row of A per broadcast.
 """
 from __future__ import annotations
 
@@ -64,6 +64,15 @@ def dpbf16_step(lanes: int = 16) -> Step:
   return Step(lanes, 2, acc, T.I32, llvm.VectorType(T.I32, lanes), apply)
 
 
+def vnni_step(lanes: int) -> Step:
+  """vpdpbusd (AVX512-VNNI, AVX-VNNI): 4 products of an unsigned byte of B and a signed byte of A
+  per i32 lane, added without saturation (wrapping, like the i32 sum they make)."""
+  vec = llvm.VectorType(T.I32, lanes)
+  apply = lambda lo, acc, a, b: lo.call_intrinsic(f"x86.avx512.vpdpbusd.{32 * lanes}",
+                                                  [acc, b, a], overload=[])
+  return Step(lanes, 4, vec, T.I32, vec, apply)
+
+
 def registers(target) -> int:
   return 32 if target.vector_bits >= 512 else 16
 
@@ -87,8 +96,9 @@ def parts(total: int, block: int):
   return out
 
 
-def matmul(lo, step: Step, a: Buffer, b: Buffer, c: Buffer, batch, zero: bool):
-  """c[batch] (+)= a[batch] @ b[batch] (zero: c is not read, the sum starts at 0)."""
+def matmul(lo, step: Step, a: Buffer, b: Buffer, c: Buffer, batch, zero: bool, row_bias=None):
+  """c[batch] (+)= a[batch] @ b[batch] (zero: c is not read, the sum starts at 0); row_bias: a
+  buffer of M values subtracted from every column of their row (vpdpbusd's offset)."""
   m, n = c.type.shape[-2:]
   steps = b.type.shape[-2]
   lanes = step.lanes
@@ -99,7 +109,7 @@ def matmul(lo, step: Step, a: Buffer, b: Buffer, c: Buffer, batch, zero: bool):
       with lo.loop(m_count, rows) as mi, lo.loop(v_count * lanes, vecs * lanes) as ni:
         m0 = bld.add(mi, T.I32(m_start)) if m_start else mi
         n0 = bld.add(ni, T.I32(v_start * lanes)) if v_start else ni
-        _block(lo, step, a, b, c, batch, m0, n0, rows, vecs, steps, zero)
+        _block(lo, step, a, b, c, batch, m0, n0, rows, vecs, steps, zero, row_bias)
 
 
 def _at(b, buf: Buffer, batch, row, col):
@@ -107,17 +117,22 @@ def _at(b, buf: Buffer, batch, row, col):
   return buf.address(b, Index(dims, 1))
 
 
-def _block(lo, step, a, b, c, batch, m0, n0, rows, vecs, steps, zero):
+def _block(lo, step, a, b, c, batch, m0, n0, rows, vecs, steps, zero, row_bias):
   bld = lo.builder
   lanes, group = step.lanes, step.group
   row_ids = [bld.add(m0, T.I32(i)) if i else m0 for i in range(rows)]
   col_ids = [bld.add(n0, T.I32(j * lanes)) if j else n0 for j in range(vecs)]
   slots = []
   for r in row_ids:
+    bias = None
+    if row_bias is not None:
+      bias = T.splat(bld, bld.load(row_bias.address(bld, Index((r,), 1)), typ=T.I32), lanes)
     for col in col_ids:
       slot = lo.slot_of(step.acc)
       value = (T.constant(step.acc, 0) if zero else
                bld.load(_at(bld, c, batch, r, col), typ=step.acc, align=_size(c)))
+      if bias is not None:
+        value = bld.sub(value, bias)
       bld.store(value, slot.pointer)
       slots.append(slot)
   with lo.loop(steps) as k:

@@ -3,8 +3,8 @@ straight into the buffer, converted to the element type the kernel multiplies).
 
 - A (..., M, K) -> (..., M, Kp): rows, K padded with zeros to a multiple of `group`.
 - B (..., K, N) -> (..., Kp / group, N * group): the `group` consecutive K elements of each column
-  side by side, the layout of the dot-product instructions (vdpbf16ps), whose one 32-bit lane
-  multiplies `group` K elements. group == 1 is plain row-major.
+  side by side, the layout of the dot-product instructions (vdpbf16ps, vpdpbusd), whose
+  one 32-bit lane multiplies `group` K elements. group == 1 is plain row-major.
 """
 from __future__ import annotations
 
@@ -34,10 +34,11 @@ def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1) -> Buffer
   return buf
 
 
-def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int) -> Buffer:
+def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int,
+                flip_sign: bool = False) -> Buffer:
   """The B operand: `v` in a (..., Kp / group, N * group) buffer of `element`, chunks of `lanes`
-  columns at a time."""
-  if group == 1:
+  columns at a time; flip_sign stores x + 128 for int8 (vpdpbusd multiplies unsigned bytes)."""
+  if group == 1 and not flip_sign:
     return pack_rows(lo, v, element)
   *outer, k, n = v.type.shape
   lanes = min(lanes, n)
@@ -48,16 +49,17 @@ def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int)
     with lo.loop_nest((*outer, full, n), lanes) as index:
       *batch, g, col = index.dims
       first = lo.builder.mul(g, T.I32(group))
-      _store_group(lo, v, buf, batch, g, col, first, group, element, lanes)
+      _store_group(lo, v, buf, batch, g, col, first, group, k, element, flip_sign, lanes)
   if groups > full:  # the last, partial group: rows past K are zeros
     with lo.loop_nest((*outer, 1, n), lanes) as index:
       *batch, _, col = index.dims
-      _store_group(lo, v, buf, batch, T.I32(full), col, T.I32(full * group), group, element,
-                   lanes, rows=k - full * group)
+      _store_group(lo, v, buf, batch, T.I32(full), col, T.I32(full * group), group, k, element,
+                   flip_sign, lanes, rows=k - full * group)
   return buf
 
 
-def _store_group(lo, v, buf, batch, g, col, first_row, group, element, lanes, rows=None):
+def _store_group(lo, v, buf, batch, g, col, first_row, group, k, element, flip_sign, lanes,
+                 rows=None):
   b = lo.builder
   source = ir.element_type(v.type)
   parts = []
@@ -68,11 +70,23 @@ def _store_group(lo, v, buf, batch, g, col, first_row, group, element, lanes, ro
     row = b.add(first_row, T.I32(r)) if r else first_row
     value = T.splat(b, lo.evaluate(v, Index((*batch, row, col), lanes)), lanes)
     parts.append(convert(b, value, source, element))
-  buf.store(b, Index((*batch, g, b.mul(col, T.I32(group))), lanes * group), interleave(b, parts))
+  packed = interleave(b, parts)
+  if flip_sign:
+    packed = b.xor(packed, T.constant(packed.type, 0x80))
+  buf.store(b, Index((*batch, g, b.mul(col, T.I32(group))), lanes * group), packed)
 
 
 def interleave(b, parts):
-  """[x0[0], x1[0], x0[1], x1[1], ...] of two vectors (or scalars) of one type."""
+  """[x0[0], x1[0], ..., x0[1], x1[1], ...] of 2 or 4 vectors of one type (4: two rounds of pairs,
+  the second on pairs taken as one wider integer)."""
+  if len(parts) == 1:
+    return parts[0]
+  if len(parts) == 4:
+    low, high = interleave(b, parts[:2]), interleave(b, parts[2:])
+    wide = llvm.IntType(2 * T.element(low.type).width)
+    pairs = llvm.VectorType(wide, T.lanes(low) // 2)
+    joined = interleave(b, [b.bitcast(low, pairs), b.bitcast(high, pairs)])
+    return b.bitcast(joined, llvm.VectorType(T.element(low.type), 2 * T.lanes(low)))
   x, y = parts
   n = T.lanes(x)
   if n == 1:
@@ -80,3 +94,4 @@ def interleave(b, parts):
     y = b.insert_element(llvm.Constant(llvm.VectorType(y.type, 1), llvm.Undefined), y, T.I32(0))
   mask = [i // 2 + (n if i % 2 else 0) for i in range(2 * n)]
   return b.shuffle_vector(x, y, llvm.Constant(llvm.VectorType(T.I32, 2 * n), mask))
+
