@@ -272,10 +272,11 @@ def test_dot_small_shapes(shape):
   assert_equal(c, _exact(a, b).astype(np.float32))
 
 
-# ---- each code path: FMA, vdpbf16ps, vpdpbusd ---------------------------------------------------
+# ---- each code path: FMA, vdpbf16ps, vpdpbusd, AMX tiles ----------------------------------------
 # tl.dot picks its instructions by the target CPU's features (codegen/dot.py). Every path this
-# machine can run is run under JAX_TRITON_CPU_TARGET, and the instructions of paths it cannot run
-# are checked in the assembly compiled for CPUs that have them.
+# machine can run is run under JAX_TRITON_CPU_TARGET; AMX's tile addressing and packing also run
+# here with the tile instructions emulated by loops ("+emulate-amx"), and the instructions of paths
+# it cannot run are checked in the assembly compiled for CPUs that have them.
 
 from direct_launch import compile_kernel, launch  # noqa: E402
 
@@ -299,6 +300,7 @@ RUNNABLE = {
     "fma": _without_dot_features,
     "avx2": lambda: "haswell,+avx2,+fma,+f16c,+avx",
     "sse2": lambda: "x86-64",
+    "emulated-amx": lambda: f"{_host().cpu},{_host().features},+emulate-amx",
 }
 _TARGET_CACHE: dict = {}
 
@@ -325,8 +327,9 @@ def _dot_for(target, monkeypatch, a, b, dtype, out_dtype, acc=None):
   return c, compiled
 
 
-# M x N x K: small N (256- and 128-bit dot-product instructions), K of one (a partial K pair and
-# quad), K = 2 (a partial quad), M and N tails of the register blocks.
+# M x N x K: 2 x 2 blocks of AMX tiles, blocks of one tile row or column, K of less than a full
+# tile row, small N (256- and 128-bit dot-product instructions), K of one (a partial K pair and
+# quad), K = 2 (a partial quad), and shapes no tile kernel takes.
 PATH_SHAPES = [(32, 32, 64), (16, 64, 32), (32, 16, 16), (16, 8, 32), (16, 32, 1), (8, 16, 2),
                (64, 64, 256)]
 PATH_CASES = [(t, d, s) for t in RUNNABLE for d in ("bf16", "i8", "fp32", "fp16") for s in PATH_SHAPES
@@ -377,7 +380,7 @@ def test_bf16_paths_on_random_data(target, shape, monkeypatch):
     assert (err <= bound).all(), f"{target}: max error {err.max()}"
 
 
-@pytest.mark.parametrize("target", ["host", "fma"])
+@pytest.mark.parametrize("target", ["host", "emulated-amx", "fma"])
 @pytest.mark.parametrize("dtype", ["bf16", "i8"])
 def test_batched_3d_dot_paths(target, dtype, monkeypatch):
   bsz, m, n, k = 4, 32, 16, 64
@@ -403,8 +406,10 @@ def _assembly(target, monkeypatch, dtype, shape=(32, 32, 64)) -> str:
 
 # target, dtype, instructions the kernel must have, instructions it must not have
 ASSEMBLY_CASES = [
-    ("sapphirerapids", "bf16", ["vdpbf16ps\t%zmm"], ["vfmadd"]),
-    ("sapphirerapids", "i8", ["vpdpbusd\t%zmm"], ["vpmulld"]),
+    ("sapphirerapids", "bf16", ["ldtilecfg", "tileloadd", "tdpbf16ps", "tilestored", "tilerelease"],
+     ["vdpbf16ps"]),
+    ("sapphirerapids", "i8", ["ldtilecfg", "tdpbssd", "tilerelease"], ["vpdpbusd"]),
+    ("sapphirerapids,-amx-tile,-amx-bf16,-amx-int8", "bf16", ["vdpbf16ps\t%zmm"], ["tdpbf16ps"]),
     ("cooperlake", "bf16", ["vdpbf16ps\t%zmm"], ["vfmadd"]),
     ("cascadelake", "bf16", ["vfmadd231ps\t%zmm"], ["vdpbf16ps"]),
     ("cascadelake", "i8", ["vpdpbusd\t%zmm"], ["vpmulld"]),
@@ -427,13 +432,26 @@ def test_dot_instructions_in_assembly(target, dtype, present, absent, monkeypatc
     assert instruction not in asm, f"{target} {dtype}: unexpected {instruction!r}"
 
 
+def test_amx_library_asks_linux_for_tile_data(monkeypatch):
+  """A library with tile instructions asks for them in a load-time constructor:
+  arch_prctl(ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18) through syscall(158, ...)."""
+  asm = _assembly("sapphirerapids", monkeypatch, "bf16")
+  assert "jtc.amx_permission" in asm and "syscall" in asm
+  assert "$4131" in asm and "$158" in asm and "$18" in asm
+  assert ".ctors" in asm or ".init_array" in asm
+  assert "jtc.amx_permission" not in _assembly("cooperlake", monkeypatch, "bf16")
+
+
 @pytest.mark.parametrize("dtype", ["bf16", "i8"])
 def test_host_gets_its_best_dot_instructions(dtype, monkeypatch):
-  """On this machine: the AVX-512 dot-product instructions where it has them, else FMA / integer
-  multiply-adds."""
+  """On this machine: AMX tiles where it has them (and Linux grants them), else the AVX-512
+  dot-product instructions, else FMA / integer multiply-adds."""
+  from jax_triton_cpu.compiler.target import can_use_amx
   host = _host()
   asm = _assembly("", monkeypatch, dtype)
-  if dtype == "bf16" and host.has("avx512bf16"):
+  if can_use_amx(host, "amx-bf16" if dtype == "bf16" else "amx-int8"):
+    expected = "tdpbf16ps" if dtype == "bf16" else "tdpbssd"
+  elif dtype == "bf16" and host.has("avx512bf16"):
     expected = "vdpbf16ps"
   elif dtype == "i8" and (host.has("avx512vnni") or host.has("avxvnni")):
     expected = "vpdpbusd"

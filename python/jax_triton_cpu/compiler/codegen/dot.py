@@ -1,13 +1,15 @@
 """tt.dot: C = A @ B + acc, 2-D or batched 3-D. Chooses how by the operand types and the target:
 
-- bf16 x bf16 -> f32: vdpbf16ps (AVX512-BF16), else FMA on f32;
-- int8 x int8 -> i32: vpdpbusd (AVX512-VNNI / AVX-VNNI), else i32 multiply-adds;
+- bf16 x bf16 -> f32: AMX tiles (tdpbf16ps) where the target has AMX-BF16, else vdpbf16ps
+  (AVX512-BF16), else FMA on f32;
+- int8 x int8 -> i32: AMX tiles (tdpbssd) with AMX-INT8, else vpdpbusd (AVX512-VNNI / AVX-VNNI),
+  else i32 multiply-adds;
 - anything else: FMA in the compute type (f32 for f16 / bf16 / fp8 / f32 / tf32 inputs, f64).
 
 Every method accumulates in the compute type, as Triton does (f32 for float inputs). bf16 products
 are exact in f32, so the bf16 instructions give the widened FMA result up to the order of the
 additions, except that they treat denormal inputs and results as zero. The operands are packed as
-they are loaded (dot_pack); the register-blocked kernel is dot_kernel.
+they are loaded (dot_pack); the register-blocked kernel is dot_kernel, the tile kernel dot_amx.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import math
 from collections.abc import Callable
 
 from .. import ir
-from . import dot_kernel, types as T
+from . import dot_amx, dot_kernel, types as T
 from .dot_pack import pack_groups, pack_rows
 from .elementwise import convert
 from .lowering import Buffer, Index
@@ -62,16 +64,20 @@ def _registers(name, compute, operand, step: dot_kernel.Step, unsigned_b=False) 
 
 def choose(target, a_type, b_type, result_type, shape) -> Method:
   """The fastest method the target has for this dot: shape is (M, N, K)."""
-  _, n, _ = shape
+  m, n, k = shape
   compute = _compute_type(result_type, [a_type, b_type])
   inputs = (a_type.name, b_type.name)
   if inputs == ("i8", "i8") and compute == I32:
+    if dot_amx.fits(target, "amx-int8", m, n, k):
+      return Method("amx-int8", I32, I8, 4, 16, dot_amx.emitter("amx-int8"))
     lanes = _lanes(n, 16 if target.vector_bits >= 512 else 8)
     vnni = (target.has("avx512vnni", "avx512vl") and target.vector_bits >= 512) or \
         (target.has("avxvnni") and lanes <= 8)
     if vnni and lanes >= 4:
       return _registers("vnni", I32, I8, dot_kernel.vnni_step(lanes), unsigned_b=True)
   if inputs == ("bf16", "bf16") and compute == F32:
+    if dot_amx.fits(target, "amx-bf16", m, n, k):
+      return Method("amx-bf16", F32, BF16, 2, 16, dot_amx.emitter("amx-bf16"))
     lanes = _lanes(n, 16)
     if target.has("avx512bf16", "avx512vl") and target.vector_bits >= 512 and lanes >= 4:
       return _registers("bf16-dp", F32, BF16, dot_kernel.dpbf16_step(lanes))

@@ -3,7 +3,7 @@ straight into the buffer, converted to the element type the kernel multiplies).
 
 - A (..., M, K) -> (..., M, Kp): rows, K padded with zeros to a multiple of `group`.
 - B (..., K, N) -> (..., Kp / group, N * group): the `group` consecutive K elements of each column
-  side by side, the layout of the dot-product instructions (vdpbf16ps, vpdpbusd), whose
+  side by side, the layout of the dot-product instructions (vdpbf16ps, vpdpbusd, AMX tiles), whose
   one 32-bit lane multiplies `group` K elements. group == 1 is plain row-major.
 """
 from __future__ import annotations
