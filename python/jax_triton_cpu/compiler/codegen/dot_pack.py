@@ -13,7 +13,7 @@ from llvmlite import ir as llvm
 from .. import ir
 from . import types as T
 from .elementwise import convert
-from .lowering import Buffer, Index
+from .lowering import Buffer, Index, Shifted
 
 
 def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1) -> Buffer:
@@ -25,6 +25,7 @@ def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1) -> Buffer
     return lo.env[v]
   buf = lo.new_buffer(ir.TensorType((*outer, kp), element))
   with lo.loop_nest(v.type.shape, lo.lanes_for(v.type, buf.type)) as index:
+    prefetch_next(lo, v, index)
     value = T.splat(lo.builder, lo.evaluate(v, index), index.lanes)
     buf.store(lo.builder, index, convert(lo.builder, value, source, element))
   if kp > k:
@@ -68,7 +69,9 @@ def _store_group(lo, v, buf, batch, g, col, first_row, group, k, element, flip_s
       parts.append(T.constant(T.of_lanes(buf.element, lanes), 0))
       continue
     row = b.add(first_row, T.I32(r)) if r else first_row
-    value = T.splat(b, lo.evaluate(v, Index((*batch, row, col), lanes)), lanes)
+    at = Index((*batch, row, col), lanes)
+    prefetch_next(lo, v, at)
+    value = T.splat(b, lo.evaluate(v, at), lanes)
     parts.append(convert(b, value, source, element))
   packed = interleave(b, parts)
   if flip_sign:
@@ -94,4 +97,26 @@ def interleave(b, parts):
     y = b.insert_element(llvm.Constant(llvm.VectorType(y.type, 1), llvm.Undefined), y, T.I32(0))
   mask = [i // 2 + (n if i % 2 else 0) for i in range(2 * n)]
   return b.shuffle_vector(x, y, llvm.Constant(llvm.VectorType(T.I32, 2 * n), mask))
+
+
+def prefetch_next(lo, v: ir.Value, index: Index):
+  """For `tl.load(p)` with p moved by a uniform step each loop iteration (the K loop's
+  `p += BLOCK_K * stride`): prefetches this chunk's address in the next iteration into L2. Rows of
+  a large matrix are pages apart, too many streams for the hardware prefetchers."""
+  op = v.op
+  if op is None or op.name != "tt.load":
+    return
+  held = lo.env.get(op.operands[0])
+  if not isinstance(held, Shifted) or held.pointee is None:
+    return
+  b = lo.builder
+  pointer = lo.evaluate(op.operands[0], index)
+  if T.lanes(pointer) > 1:
+    pointer = b.extract_element(pointer, T.I32(0))
+  step = lo.scalar(held.step)
+  if step.type != T.I64:
+    step = b.sext(step, T.I64)
+  ahead = b.gep(pointer, [step], source_etype=held.pointee)
+  lo.call_intrinsic("prefetch", [ahead, T.I32(0), T.I32(2), T.I32(1)], ret=llvm.VoidType(),
+                    overload=[T.PTR])
 
