@@ -458,3 +458,44 @@ def test_host_gets_its_best_dot_instructions(dtype, monkeypatch):
   else:
     expected = "vfmadd" if dtype == "bf16" else "vpmulld"
   assert expected in asm, f"host {host.cpu}: no {expected}"
+
+
+@triton.jit
+def columns_dot_kernel(a_ptr, bt_ptr, c_ptr, n_valid, M: tl.constexpr, N: tl.constexpr,
+                       K: tl.constexpr, TRANS: tl.constexpr):
+  """B given as its transpose bt (N x K): loaded along K with a mask on the columns (as attention
+  loads k^T), or loaded as bt and transposed with tl.trans."""
+  rm = tl.arange(0, M)
+  rn = tl.arange(0, N)
+  rk = tl.arange(0, K)
+  a = tl.load(a_ptr + rm[:, None] * K + rk[None, :])
+  if TRANS:
+    b = tl.trans(tl.load(bt_ptr + rn[:, None] * K + rk[None, :]))
+  else:
+    b = tl.load(bt_ptr + rn[None, :] * K + rk[:, None], mask=rn[None, :] < n_valid, other=0)
+  tl.store(c_ptr + rm[:, None] * N + rn[None, :], tl.dot(a, b))
+
+
+COLUMN_CASES = [(t, d, trans) for t in RUNNABLE for d in ("fp32", "bf16", "i8", "fp16")
+                for trans in (False, True)]
+
+
+@pytest.mark.parametrize("target,dtype,trans", COLUMN_CASES,
+                         ids=[f"{t}-{d}-{'trans' if tr else 'masked'}" for t, d, tr in COLUMN_CASES])
+def test_dot_of_b_read_along_k(target, dtype, trans, monkeypatch):
+  """B's columns read as vectors and transposed in registers into the packed layout."""
+  m, n, k = 32, 64, 64
+  n_valid = n if trans else 50
+  rng = np.random.default_rng(15)
+  a, bt = _ints((m, k), dtype, rng), _ints((n, k), dtype, rng)
+  out_dtype = OUT_OF[dtype]
+  c = np.zeros((m, n), NP[out_dtype])
+  signature = {"a_ptr": f"*{dtype}", "bt_ptr": f"*{dtype}", "c_ptr": f"*{out_dtype}",
+               "n_valid": "i32"}
+  compiled = _compiled_for(RUNNABLE[target](), monkeypatch, columns_dot_kernel, signature,
+                           {"M": m, "N": n, "K": k, "TRANS": trans})
+  assert launch(compiled, [a, bt, c, n_valid], (1,), types=list(signature.values())) == 0
+  b = bt.T.copy()
+  b[:, n_valid:] = 0
+  assert_equal(c, _exact(a, b).astype(NP[out_dtype]), f"{target} {dtype}")
+  assert "gather" not in compiled.llvm_ir, "B's columns should be vector loads"

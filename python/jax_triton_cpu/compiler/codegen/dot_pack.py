@@ -13,7 +13,8 @@ from llvmlite import ir as llvm
 from .. import ir
 from . import types as T
 from .elementwise import convert
-from .lowering import Buffer, Index, Shifted
+from .lowering import Buffer, Index, Shifted, _size_of
+from .memory import _load_operands
 
 
 def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1) -> Buffer:
@@ -39,10 +40,16 @@ def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int,
                 flip_sign: bool = False) -> Buffer:
   """The B operand: `v` in a (..., Kp / group, N * group) buffer of `element`, chunks of `lanes`
   columns at a time; flip_sign stores x + 128 for int8 (vpdpbusd multiplies unsigned bytes)."""
-  if group == 1 and not flip_sign:
-    return pack_rows(lo, v, element)
   *outer, k, n = v.type.shape
   lanes = min(lanes, n)
+  square = _square(lanes, group, k, n, element)
+  read = _column_reader(lo, v, square * group) if square and not outer else None
+  if read is not None:  # B's columns are contiguous (k^T, tl.trans(x)): transpose as loaded
+    buf = lo.new_buffer(ir.TensorType((k // group, n * group), element))
+    _pack_columns(lo, v, buf, read, square, group, element, flip_sign)
+    return buf
+  if group == 1 and not flip_sign:
+    return pack_rows(lo, v, element)
   groups = -(-k // group)
   buf = lo.new_buffer(ir.TensorType((*outer, groups, n * group), element))
   full = k // group
@@ -120,3 +127,89 @@ def prefetch_next(lo, v: ir.Value, index: Index):
   lo.call_intrinsic("prefetch", [ahead, T.I32(0), T.I32(2), T.I32(1)], ret=llvm.VoidType(),
                     overload=[T.PTR])
 
+
+# ---- B from its columns -------------------------------------------------------------------------
+
+def _square(lanes: int, group: int, k: int, n: int, element: ir.ScalarType) -> int:
+  """The side of the blocks of 32-bit lanes transposed in registers (0: none fit): each lane holds
+  `group` K elements of one column."""
+  if element.bits * group != 32:
+    return 0
+  side = lanes
+  while side > 1 and (k % (side * group) or n % side):
+    side //= 2
+  return side if side >= 4 else 0
+
+
+def _column_reader(lo, v: ir.Value, count: int):
+  """read(n, k0): `count` consecutive K elements of column n of B, as one vector, for B = tl.trans(x)
+  or a load whose pointers run along K (and whose mask and `other` do not change along it); None
+  for any other B."""
+  op = v.op
+  if op is None or v.type.rank != 2:
+    return None
+  if op.name == "tt.trans" and list(op.attrs["order"]) == [1, 0]:
+    source = op.operands[0]
+    return lambda n, k0: T.splat(lo.builder, lo.evaluate(source, Index((n, k0), count)), count)
+  if op.name != "tt.load":
+    return None
+  pointer, mask, other = _load_operands(op)
+  runs = [lo.axis[pointer].contiguity[0]] + [lo.axis[x].constancy[0] for x in (mask, other)
+                                             if x is not None and ir.is_tensor(x.type)]
+  if any(run % count for run in runs):
+    return None
+  element = T.memory_type(ir.element_type(v.type))
+  vec = llvm.VectorType(element, count)
+
+  def read(n, k0):
+    b = lo.builder
+    at = Index((k0, n), 1)
+    first = lo.evaluate(pointer, at)
+    if mask is None:
+      return b.load(first, typ=vec, align=_size_of(element))
+    passthru = T.splat(b, lo.evaluate(other, at), count) if other is not None else \
+        T.constant(vec, 0)
+    on = T.splat(b, lo.evaluate(mask, at), count)
+    return lo.call_intrinsic("masked.load", [first, T.I32(_size_of(element)), on, passthru],
+                             ret=vec, overload=[vec, T.PTR])
+  return read
+
+
+def _pack_columns(lo, v, buf, read, side, group, element, flip_sign):
+  """Blocks of side x side 32-bit lanes: `side` columns of B read as vectors along K, transposed
+  in registers into `side` rows of the packed layout."""
+  b = lo.builder
+  k, n = v.type.shape
+  source = ir.element_type(v.type)
+  lane = llvm.VectorType(T.I32, side)
+  lo.count_work(k * n)
+  with lo.loop(k, side * group) as k0, lo.loop(n, side) as n0:
+    columns = []
+    for j in range(side):
+      column = convert(b, read(b.add(n0, T.I32(j)) if j else n0, k0), source, element)
+      columns.append(b.bitcast(column, lane))
+    g0 = b.udiv(k0, T.I32(group)) if group > 1 else k0
+    for j, row in enumerate(transpose(b, columns)):
+      if flip_sign:
+        row = b.xor(row, T.constant(lane, 0x80808080))
+      packed = b.bitcast(row, llvm.VectorType(buf.element, side * group))
+      buf.store(b, Index((b.add(g0, T.I32(j)) if j else g0, b.mul(n0, T.I32(group))),
+                         side * group), packed)
+
+
+def transpose(b, rows):
+  """The transpose of a square of vectors (len(rows) lanes each): log2 rounds of interleaving
+  the first half of the vectors with the second half."""
+  side = len(rows)
+  half = side // 2
+  low = llvm.Constant(llvm.VectorType(T.I32, side), [i // 2 + (side if i % 2 else 0)
+                                                     for i in range(side)])
+  high = llvm.Constant(llvm.VectorType(T.I32, side), [half + i // 2 + (side if i % 2 else 0)
+                                                      for i in range(side)])
+  for _ in range(side.bit_length() - 1):
+    mixed = []
+    for i in range(half):
+      mixed += [b.shuffle_vector(rows[i], rows[i + half], low),
+                b.shuffle_vector(rows[i], rows[i + half], high)]
+    rows = mixed
+  return rows
