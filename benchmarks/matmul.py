@@ -55,7 +55,7 @@ def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, stride_am, stride_ak, stride_bk,
   for k in range(0, tl.cdiv(K, BLOCK_K)):
     a = tl.load(a_ptrs, mask=offs_k[None, :] < K - k * BLOCK_K, other=0.0)
     b = tl.load(b_ptrs, mask=offs_k[:, None] < K - k * BLOCK_K, other=0.0)
-    acc = tl.dot(a, b, acc)
+    acc = tl.dot(a, b, acc, out_dtype=acc.dtype)  # (triton 3.6 needs out_dtype for i32)
     a_ptrs += BLOCK_K * stride_ak
     b_ptrs += BLOCK_K * stride_bk
 
