@@ -499,3 +499,59 @@ def test_dot_of_b_read_along_k(target, dtype, trans, monkeypatch):
   b[:, n_valid:] = 0
   assert_equal(c, _exact(a, b).astype(NP[out_dtype]), f"{target} {dtype}")
   assert "gather" not in compiled.llvm_ir, "B's columns should be vector loads"
+
+
+# ---- dots deferred over K-loop iterations -----------------------------------------------------
+# `acc = tl.dot(a, b, acc)` in a K loop gathers several iterations' operands and multiplies them
+# at once (codegen/dot.py): in the iteration that fills its buffers, and in the loop's last.
+
+@triton.jit
+def tiles_matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, TILES_M: tl.constexpr, TILES_N: tl.constexpr,
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+  """One program computes every tile of C, one after another (the K loop runs again and again)."""
+  for tile in range(0, TILES_M * TILES_N):
+    rm = (tile // TILES_N) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = (tile % TILES_N) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=c_ptr.dtype.element_ty)
+    for k in range(0, tl.cdiv(K, BLOCK_K)):
+      ks = k * BLOCK_K + rk
+      a = tl.load(a_ptr + rm[:, None] * K + ks[None, :], mask=ks[None, :] < K, other=0)
+      b = tl.load(b_ptr + ks[:, None] * N + rn[None, :], mask=ks[:, None] < K, other=0)
+      acc = tl.dot(a, b, acc, out_dtype=acc.dtype)  # (triton 3.6 needs it for i32)
+    tl.store(c_ptr + rm[:, None] * N + rn[None, :], acc)
+
+
+# K: whole deferral groups (64 x 16 / 32 = 32 iterations), and a last group cut short (K = 80,
+# 3 iterations; K = 1040: 33)
+DEFERRED_CASES = [(t, d, k) for t in RUNNABLE for d in ("bf16", "i8", "fp32", "fp16")
+                  for k in (80, 1024, 1040) if k != 1040 or t == "host"]
+
+
+@pytest.mark.parametrize("target,dtype,k", DEFERRED_CASES,
+                         ids=[f"{t}-{d}-K{k}" for t, d, k in DEFERRED_CASES])
+def test_deferred_dots_in_repeated_k_loops(target, dtype, k, monkeypatch):
+  m, n, bm, bn, bk = 64, 32, 32, 16, 32
+  rng = np.random.default_rng(k)
+  a, b = _ints((m, k), dtype, rng), _ints((k, n), dtype, rng)
+  out = OUT_OF[dtype]
+  c = np.zeros((m, n), NP[out])
+  signature = {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "c_ptr": f"*{out}", "M": "i32",
+               "N": "i32", "K": "i32"}
+  compiled = _compiled_for(RUNNABLE[target](), monkeypatch, tiles_matmul_kernel, signature,
+                           {"TILES_M": m // bm, "TILES_N": n // bn, "BLOCK_M": bm, "BLOCK_N": bn,
+                            "BLOCK_K": bk})
+  assert launch(compiled, [a, b, c, m, n, k], (1,), types=list(signature.values())) == 0
+  assert_equal(c, _exact(a, b).astype(NP[out]), f"{target} {dtype} K={k}")
+
+
+@pytest.mark.parametrize("target", list(RUNNABLE))
+def test_k_padding_keeps_signed_zeros(target, monkeypatch):
+  """K = 1 in bf16: the pair-wise instructions get K padded to 2 with A = -0, whose products add
+  nothing, not even to -0: -0 (acc) + (-1 x +0) stays -0."""
+  m, n = 16, 16
+  a = np.full((m, 1), -1.0, NP["bf16"])
+  b = np.zeros((1, n), NP["bf16"])
+  acc = np.full((m, n), -0.0, np.float32)
+  c, _ = _dot_for(RUNNABLE[target](), monkeypatch, a, b, "bf16", "fp32", acc=acc)
+  assert np.signbit(c).all(), f"{target}: {c[0, :4]}"

@@ -56,9 +56,9 @@ def _lanes(n: int, most: int) -> int:
 
 
 def _registers(name, compute, operand, step: dot_kernel.Step, unsigned_b=False) -> Method:
-  def emit(lo, a, b, c, batch, zero):
-    bias = _row_offsets(lo, a, batch) if unsigned_b else None
-    dot_kernel.matmul(lo, step, a, b, c, batch, zero, bias)
+  def emit(lo, a, b, c, batch, zero, steps=None, block_k=None):
+    bias = _row_offsets(lo, a, batch, steps, block_k) if unsigned_b else None
+    dot_kernel.matmul(lo, step, a, b, c, batch, zero, bias, steps)
   return Method(name, compute, operand, step.group, step.lanes, emit, unsigned_b)
 
 
@@ -85,16 +85,19 @@ def choose(target, a_type, b_type, result_type, shape) -> Method:
   return _registers("fma", compute, compute, dot_kernel.fma_step(compute, lanes))
 
 
-def _row_offsets(lo, a: Buffer, batch) -> Buffer:
-  """128 * the sum of each row of A (int8): what B stored as x + 128 adds to each row of C."""
+def _row_offsets(lo, a: Buffer, batch, steps=None, block_k=None) -> Buffer:
+  """128 * the sum of each row of A (int8): what B stored as x + 128 adds to each row of C. Over
+  all of A, or (deferred dots) its first `steps` K quads, a multiple of block_k / 4."""
   b = lo.builder
   m, kp = a.type.shape[-2:]
   sums = lo.new_buffer(ir.TensorType((m,), I32))
-  width = _lanes(kp, 64)
+  width = _lanes(block_k or kp, 64)
+  chunks = kp // width if steps is None else b.udiv(b.mul(steps, T.I32(4)), T.I32(width))
   with lo.loop(m) as row:
     total = lo.slot_of(T.of_lanes(T.I32, width))
     b.store(T.constant(total.llvm_type, 0), total.pointer)
-    with lo.loop(kp, width) as k:
+    with lo.loop(chunks) as chunk_index:
+      k = b.mul(chunk_index, T.I32(width))
       dims = (row, k) if batch is None else (batch, row, k)
       chunk = b.load(a.address(b, Index(dims, 1)), typ=T.of_lanes(T.I8, width), align=1)
       wide = b.sext(chunk, total.llvm_type)
@@ -141,6 +144,89 @@ def _accumulator(lo, acc: ir.Value, result: ir.Value, compute: ir.ScalarType):
   return c, False
 
 
+# K elements a deferred dot multiplies at once (dot_kernel's panels of B stay in L1; tiles of C stay
+# in AMX registers across them).
+DEFERRED_K = {"fma": 128, "bf16-dp": 256, "vnni": 512, "amx-bf16": 256, "amx-int8": 512}
+DEFERRED_BYTES = 1 << 20  # at most this much stack for the deferred operands of one dot
+
+
+def _k_loop(op: ir.Op, acc: ir.Value, result: ir.Value) -> ir.Op | None:
+  """The scf.for whose body runs `acc = tl.dot(a, b, acc)` once per iteration with nothing else
+  reading acc (the K loop of a tutorial matmul), or None."""
+  if not _accumulates_in_place(acc, result) or op.parent is not acc.owner:
+    return None
+  return acc.owner.parent.parent
+
+
+def _deferral(method: Method, loop, shape, kp: int) -> int:
+  """How many iterations' operands a dot in `loop` gathers before multiplying (1: none)."""
+  if loop is None or method.name not in DEFERRED_K:
+    return 1
+  if method.name.startswith("amx") and kp % dot_amx.k_tile(method.name, 1 << 20):
+    return 1  # the gathered K must be whole tile steps
+  *outer, m, n = shape
+  per_iteration = math.prod(outer) * (m + n) * kp * method.operand.bits // 8
+  iterations = min(DEFERRED_K[method.name] // kp, DEFERRED_BYTES // per_iteration)
+  trips = _trip_count(loop)
+  if trips is not None:
+    iterations = min(iterations, trips)
+  return max(1, iterations)
+
+
+def _trip_count(loop) -> int | None:
+  """The loop's trip count when its bounds are constants."""
+  bounds = [o.op.attrs.get("value") if o.op is not None and o.op.name == "arith.constant" else None
+            for o in loop.operands[:3]]
+  if any(not isinstance(x, int) for x in bounds) or bounds[2] <= 0:
+    return None
+  lower, upper, step = bounds
+  return max(0, -(-(upper - lower) // step))
+
+
+def _is_last_iteration(lo, loop):
+  b = lo.builder
+  _, upper, step = (lo.scalar(v) for v in loop.operands[:3])
+  following = b.add(lo.scalar(loop.regions[0].block.args[0]), step)
+  if loop.attrs.get("unsignedCmp", False):
+    return b.icmp_unsigned(">=", following, upper)
+  return b.icmp_signed(">=", following, upper)
+
+
+def _emit(lo, method, a, b, c, rank, zero, steps=None, block_k=None):
+  if rank == 3:
+    with lo.loop(c.type.shape[0]) as batch:
+      method.emit(lo, a, b, c, batch, zero, steps, block_k)
+  else:
+    method.emit(lo, a, b, c, None, zero, steps, block_k)
+
+
+def _deferred_dot(lo, method, a, bm, c, loop, iterations: int):
+  """Packs this iteration's A and B after the earlier iterations' and multiplies them all in the
+  last of each `iterations` iterations, or in the loop's last: one pass over C per that many
+  iterations, instead of one per iteration (C is the loop's own accumulator, read by nothing else
+  in the loop, and the sums run over K in the same order)."""
+  b = lo.builder
+  *outer, m, k = a.type.shape
+  n = bm.type.shape[-1]
+  group = method.group
+  kp = -(-k // group) * group
+  depth = iterations * kp
+  big_a = lo.new_buffer(ir.TensorType((*outer, m, depth), method.operand))
+  big_b = lo.new_buffer(ir.TensorType((*outer, depth // group, n * group), method.operand))
+  filled = lo.slot_of(T.I32)
+  lo.alloca_builder.store(T.I32(0), filled.pointer)  # and back to 0 after each loop's last flush
+  count = b.load(filled.pointer, typ=T.I32)
+  pack_rows(lo, a, method.operand, group, into=big_a, at=b.mul(count, T.I32(kp)))
+  pack_groups(lo, bm, method.operand, group, method.lanes, method.unsigned_b, into=big_b,
+              at=b.mul(count, T.I32(kp // group)))
+  count = b.add(count, T.I32(1))
+  b.store(count, filled.pointer)
+  full = b.icmp_signed("==", count, T.I32(iterations))
+  with b.if_then(b.or_(full, _is_last_iteration(lo, loop))):
+    _emit(lo, method, big_a, big_b, c, c.type.rank, False, b.mul(count, T.I32(kp // group)), kp)
+    b.store(T.I32(0), filled.pointer)
+
+
 @register(STATEMENT, "tt.dot")
 def _dot(lo, op):
   a, bm, acc = op.operands
@@ -151,14 +237,15 @@ def _dot(lo, op):
   method = choose(lo.target, ir.element_type(a.type), ir.element_type(bm.type), result_type,
                   (m, n, k))
   c, zero = _accumulator(lo, acc, result, method.compute)
-  packed_a = pack_rows(lo, a, method.operand, method.group)
-  packed_b = pack_groups(lo, bm, method.operand, method.group, method.lanes, method.unsigned_b)
   lo.count_work(result.type.numel * k)
-  if result.type.rank == 3:
-    with lo.loop(result.type.shape[0]) as batch:
-      method.emit(lo, packed_a, packed_b, c, batch, zero)
+  loop = None if zero else _k_loop(op, acc, result)
+  iterations = _deferral(method, loop, result.type.shape, -(-k // method.group) * method.group)
+  if iterations > 1:
+    _deferred_dot(lo, method, a, bm, c, loop, iterations)
   else:
-    method.emit(lo, packed_a, packed_b, c, None, zero)
+    packed_a = pack_rows(lo, a, method.operand, method.group)
+    packed_b = pack_groups(lo, bm, method.operand, method.group, method.lanes, method.unsigned_b)
+    _emit(lo, method, packed_a, packed_b, c, result.type.rank, zero)
   if method.compute != result_type:
     out = lo.new_buffer(result.type)
     with lo.loop_nest(result.type.shape, lo.lanes_for(result.type, c.type)) as index:

@@ -43,8 +43,8 @@ def fits(target, extension: str, m: int, n: int, k: int) -> bool:
 
 
 def emitter(extension: str):
-  def emit(lo, a: Buffer, b: Buffer, c: Buffer, batch, zero: bool):
-    _matmul(lo, extension, a, b, c, batch, zero)
+  def emit(lo, a: Buffer, b: Buffer, c: Buffer, batch, zero: bool, steps=None, block_k=None):
+    _matmul(lo, extension, a, b, c, batch, zero, steps)
   return emit
 
 
@@ -145,11 +145,19 @@ def _tile(i: int):
   return llvm.Constant(T.I8, i)
 
 
-def _matmul(lo, extension, a: Buffer, b: Buffer, c: Buffer, batch, zero):
+def k_tile(extension: str, k: int) -> int:
+  """K elements per tile step of a dot of depth k."""
+  return _k_tile(k, KINDS[extension][1])
+
+
+def _matmul(lo, extension, a: Buffer, b: Buffer, c: Buffer, batch, zero, steps=None):
+  """c (+)= a @ b over `steps` K groups of B (default all; an i32 value: known at run time, a
+  multiple of the K tile)."""
   instruction, element_bytes, group = KINDS[extension]
   m, n = c.type.shape[-2:]
   kp = a.type.shape[-1]
   k_tile = _k_tile(kp, element_bytes)
+  tiles_in_k = kp // k_tile if steps is None else lo.builder.udiv(steps, T.I32(k_tile // group))
   tiles = (EmulatedTiles if lo.target.has("emulate-amx") else Tiles)(lo)
   shapes = {t: (ROWS, ROW_BYTES) for t in C_TILES}
   shapes.update({t: (ROWS, k_tile * element_bytes) for t in A_TILES})
@@ -171,7 +179,7 @@ def _matmul(lo, extension, a: Buffer, b: Buffer, c: Buffer, batch, zero):
               tiles.zero(C_TILES[2 * i + j])
             else:
               tiles.load(C_TILES[2 * i + j], c_at[i][j], strides["c"])
-        with lo.loop(kp // k_tile) as kt:
+        with lo.loop(tiles_in_k) as kt:
           k0 = bld.mul(kt, T.I32(k_tile))
           g0 = bld.mul(kt, T.I32(k_tile // group))
           for i in range(row_tiles):

@@ -96,17 +96,22 @@ def parts(total: int, block: int):
   return out
 
 
-def matmul(lo, step: Step, a: Buffer, b: Buffer, c: Buffer, batch, zero: bool, row_bias=None):
-  """c[batch] (+)= a[batch] @ b[batch] (zero: c is not read, the sum starts at 0); row_bias: a
-  buffer of M values subtracted from every column of their row (vpdpbusd's offset)."""
+def matmul(lo, step: Step, a: Buffer, b: Buffer, c: Buffer, batch, zero: bool, row_bias=None,
+           steps=None):
+  """c[batch] (+)= a[batch] @ b[batch] over `steps` K steps (default: all of b; an i32 value for a
+  count known at run time), zero: c is not read, the sum starts at 0; row_bias: a buffer of M
+  values subtracted from every column of their row (vpdpbusd's offset).
+
+  Column blocks outside, row blocks inside: the K x (vecs * lanes) panel of B that a column of
+  blocks reads stays in L1 while the rows of A stream by."""
   m, n = c.type.shape[-2:]
-  steps = b.type.shape[-2]
+  steps = b.type.shape[-2] if steps is None else steps
   lanes = step.lanes
   rows_per_block, vecs_per_block = block_shape(lo.target, m, n // lanes)
   bld = lo.builder
-  for m_start, m_count, rows in parts(m, rows_per_block):
-    for v_start, v_count, vecs in parts(n // lanes, vecs_per_block):
-      with lo.loop(m_count, rows) as mi, lo.loop(v_count * lanes, vecs * lanes) as ni:
+  for v_start, v_count, vecs in parts(n // lanes, vecs_per_block):
+    for m_start, m_count, rows in parts(m, rows_per_block):
+      with lo.loop(v_count * lanes, vecs * lanes) as ni, lo.loop(m_count, rows) as mi:
         m0 = bld.add(mi, T.I32(m_start)) if m_start else mi
         n0 = bld.add(ni, T.I32(v_start * lanes)) if v_start else ni
         _block(lo, step, a, b, c, batch, m0, n0, rows, vecs, steps, zero, row_bias)

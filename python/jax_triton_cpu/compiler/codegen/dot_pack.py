@@ -17,41 +17,71 @@ from .lowering import Buffer, Index, Shifted, _size_of
 from .memory import _load_operands
 
 
-def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1) -> Buffer:
-  """The A operand: `v` in a (..., M, Kp) buffer of `element`."""
+class Window:
+  """Part of a buffer from `at` (an i32) on along one dimension: where one loop iteration's
+  operand goes in the buffer that a deferred dot fills over several iterations."""
+
+  def __init__(self, buf: Buffer, axis: int, at):
+    self.buf, self.axis, self.at = buf, axis, at
+    self.element = buf.element
+
+  def store(self, builder, index: Index, value):
+    dims = list(index.dims)
+    dims[self.axis] = builder.add(dims[self.axis], self.at)
+    self.buf.store(builder, Index(tuple(dims), index.lanes), value)
+
+
+def _destination(lo, shape, element, into, axis, at):
+  return lo.new_buffer(ir.TensorType(shape, element)) if into is None else Window(into, axis, at)
+
+
+def _negative_zero(buf) -> int | float:
+  """What K padding of A holds: -0.0 for floats, whose products (-0 x b) add nothing to any sum,
+  a signed zero included; 0 for integers."""
+  if buf.element == T.I16:  # bf16 bits
+    return 0x8000
+  return -0.0 if isinstance(buf.element, (llvm.HalfType, llvm.FloatType, llvm.DoubleType)) else 0
+
+
+def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1, into: Buffer = None,
+              at=None, axis: int = -1) -> Buffer:
+  """The A operand: `v` in a (..., M, Kp) buffer of `element`, or into `into` from `at` on along
+  `axis` (A's columns; B's rows for a B packed as plain rows)."""
   source = ir.element_type(v.type)
   *outer, k = v.type.shape
   kp = -(-k // group) * group
-  if kp == k and source == element and isinstance(lo.env.get(v), Buffer):
+  if into is None and kp == k and source == element and isinstance(lo.env.get(v), Buffer):
     return lo.env[v]
-  buf = lo.new_buffer(ir.TensorType((*outer, kp), element))
-  with lo.loop_nest(v.type.shape, lo.lanes_for(v.type, buf.type)) as index:
+  buf = _destination(lo, (*outer, kp), element, into, axis, at)
+  lanes = lo.lanes_for(v.type, ir.TensorType((*outer, kp), element))
+  with lo.loop_nest(v.type.shape, lanes) as index:
     prefetch_next(lo, v, index)
     value = T.splat(lo.builder, lo.evaluate(v, index), index.lanes)
     buf.store(lo.builder, index, convert(lo.builder, value, source, element))
   if kp > k:
-    zeros = T.constant(T.of_lanes(buf.element, kp - k), 0)
+    pad = T.constant(T.of_lanes(buf.element, kp - k), _negative_zero(buf))
     with lo.loop_nest((*outer, 1), 1) as index:
-      buf.store(lo.builder, Index(index.dims[:-1] + (T.I32(k),), kp - k), zeros)
-  return buf
+      buf.store(lo.builder, Index(index.dims[:-1] + (T.I32(k),), kp - k), pad)
+  return buf if into is None else into
 
 
 def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int,
-                flip_sign: bool = False) -> Buffer:
-  """The B operand: `v` in a (..., Kp / group, N * group) buffer of `element`, chunks of `lanes`
-  columns at a time; flip_sign stores x + 128 for int8 (vpdpbusd multiplies unsigned bytes)."""
+                flip_sign: bool = False, into: Buffer = None, at=None) -> Buffer:
+  """The B operand: `v` in a (..., Kp / group, N * group) buffer of `element` (or into `into`
+  from group row `at` on), chunks of `lanes` columns at a time; flip_sign stores x + 128 for int8
+  (vpdpbusd multiplies unsigned bytes)."""
   *outer, k, n = v.type.shape
   lanes = min(lanes, n)
+  groups = -(-k // group)
   square = _square(lanes, group, k, n, element)
   read = _column_reader(lo, v, square * group) if square and not outer else None
   if read is not None:  # B's columns are contiguous (k^T, tl.trans(x)): transpose as loaded
-    buf = lo.new_buffer(ir.TensorType((k // group, n * group), element))
+    buf = _destination(lo, (groups, n * group), element, into, -2, at)
     _pack_columns(lo, v, buf, read, square, group, element, flip_sign)
-    return buf
+    return buf if into is None else into
   if group == 1 and not flip_sign:
-    return pack_rows(lo, v, element)
-  groups = -(-k // group)
-  buf = lo.new_buffer(ir.TensorType((*outer, groups, n * group), element))
+    return pack_rows(lo, v, element, into=into, at=at, axis=-2)
+  buf = _destination(lo, (*outer, groups, n * group), element, into, -2, at)
   full = k // group
   if full:
     with lo.loop_nest((*outer, full, n), lanes) as index:
@@ -63,7 +93,7 @@ def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int,
       *batch, _, col = index.dims
       _store_group(lo, v, buf, batch, T.I32(full), col, T.I32(full * group), group, k, element,
                    flip_sign, lanes, rows=k - full * group)
-  return buf
+  return buf if into is None else into
 
 
 def _store_group(lo, v, buf, batch, g, col, first_row, group, k, element, flip_sign, lanes,
