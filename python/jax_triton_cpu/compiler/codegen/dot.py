@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from .. import ir
 from . import dot_amx, dot_kernel, types as T
-from .dot_pack import pack_groups, pack_rows
+from .dot_pack import new_b, pack_groups, pack_rows
 from .elementwise import convert
 from .lowering import Buffer, Index
 from .registry import STATEMENT, register
@@ -37,6 +37,7 @@ class Method:
   lanes: int              # columns of B per packed chunk
   emit: Callable          # (lo, a, b, c, batch, zero) on the packed buffers
   unsigned_b: bool = False  # B stored as x + 128 (vpdpbusd), corrected by A's row sums
+  panel: int | None = None  # columns of a panel of packed B (what one block of the kernel reads)
 
 
 def _compute_type(result: ir.ScalarType, inputs) -> ir.ScalarType:
@@ -63,7 +64,16 @@ def _registers(name, compute, operand, step: dot_kernel.Step, unsigned_b=False) 
 
 
 def choose(target, a_type, b_type, result_type, shape) -> Method:
-  """The fastest method the target has for this dot: shape is (M, N, K)."""
+  """The fastest method the target has for this dot, shape (M, N, K), and its panels of B."""
+  method = _instructions(target, a_type, b_type, result_type, shape)
+  m, n, _ = shape
+  if method.name.startswith("amx"):
+    return dataclasses.replace(method, panel=dot_amx.ROWS)
+  vecs = dot_kernel.block_shape(target, m, n // method.lanes)[1]
+  return dataclasses.replace(method, panel=vecs * method.lanes)
+
+
+def _instructions(target, a_type, b_type, result_type, shape) -> Method:
   m, n, k = shape
   compute = _compute_type(result_type, [a_type, b_type])
   inputs = (a_type.name, b_type.name)
@@ -212,13 +222,13 @@ def _deferred_dot(lo, method, a, bm, c, loop, iterations: int):
   kp = -(-k // group) * group
   depth = iterations * kp
   big_a = lo.new_buffer(ir.TensorType((*outer, m, depth), method.operand))
-  big_b = lo.new_buffer(ir.TensorType((*outer, depth // group, n * group), method.operand))
+  big_b = new_b(lo, (*outer, depth // group, n * group), method.operand, group, method.panel)
   filled = lo.slot_of(T.I32)
   lo.alloca_builder.store(T.I32(0), filled.pointer)  # and back to 0 after each loop's last flush
   count = b.load(filled.pointer, typ=T.I32)
   pack_rows(lo, a, method.operand, group, into=big_a, at=b.mul(count, T.I32(kp)))
   pack_groups(lo, bm, method.operand, group, method.lanes, method.unsigned_b, into=big_b,
-              at=b.mul(count, T.I32(kp // group)))
+              at=b.mul(count, T.I32(kp // group)), panel=method.panel)
   count = b.add(count, T.I32(1))
   b.store(count, filled.pointer)
   full = b.icmp_signed("==", count, T.I32(iterations))
@@ -244,7 +254,8 @@ def _dot(lo, op):
     _deferred_dot(lo, method, a, bm, c, loop, iterations)
   else:
     packed_a = pack_rows(lo, a, method.operand, method.group)
-    packed_b = pack_groups(lo, bm, method.operand, method.group, method.lanes, method.unsigned_b)
+    packed_b = pack_groups(lo, bm, method.operand, method.group, method.lanes, method.unsigned_b,
+                           panel=method.panel)
     _emit(lo, method, packed_a, packed_b, c, result.type.rank, zero)
   if method.compute != result_type:
     out = lo.new_buffer(result.type)

@@ -3,7 +3,8 @@
 A block of 2 x 2 tiles of C (32 x 32) stays in tile registers tmm0-3 over the K loop; per K step
 two tiles of A rows (tmm4-5) and two of packed B (tmm6-7) are loaded and multiplied four times.
 A is read in place from its packed rows (a tile row is K_TILE consecutive elements of one row of
-A), B from its K-group packing (a tile row is one K group of 16 columns), C from its buffer.
+A), B from its K-group packing in panels of 16 columns (a tile is 16 K groups of one panel, 1 KiB
+in a row), C from its buffer.
 
 Tiles are configured (ldtilecfg) at the start of each dot and released at its end. Linux hands
 out AMX tile state only to processes that ask (arch_prctl), so a library that uses tiles asks in a
@@ -17,6 +18,7 @@ from ..target import ARCH_REQ_XCOMP_PERM, SYS_ARCH_PRCTL, XFEATURE_XTILEDATA, ca
 from .. import ir
 from . import types as T
 from .dot_kernel import parts
+from .dot_pack import Panels
 from .elementwise import bf16_to_f32
 from .lowering import Buffer, Index
 
@@ -164,7 +166,8 @@ def _matmul(lo, extension, a: Buffer, b: Buffer, c: Buffer, batch, zero, steps=N
   shapes.update({t: (k_tile // group, ROW_BYTES) for t in B_TILES})
   tiles.configure(shapes)
   bld = lo.builder
-  strides = {"a": T.I64(kp * element_bytes), "b": T.I64(n * 4), "c": T.I64(n * 4)}
+  b_row = b.row * element_bytes if isinstance(b, Panels) else n * 4  # one K group of B's columns
+  strides = {"a": T.I64(kp * element_bytes), "b": T.I64(b_row), "c": T.I64(n * 4)}
   for m_start, m_count, rows in parts(m, 2 * ROWS):
     for n_start, n_count, cols in parts(n, 2 * ROWS):
       with lo.loop(m_count, rows) as mi, lo.loop(n_count, cols) as ni:

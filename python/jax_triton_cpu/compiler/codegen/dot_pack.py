@@ -4,7 +4,8 @@ straight into the buffer, converted to the element type the kernel multiplies).
 - A (..., M, K) -> (..., M, Kp): rows, K padded with zeros to a multiple of `group`.
 - B (..., K, N) -> (..., Kp / group, N * group): the `group` consecutive K elements of each column
   side by side, the layout of the dot-product instructions (vdpbf16ps, vpdpbusd, AMX tiles), whose
-  one 32-bit lane multiplies `group` K elements. group == 1 is plain row-major.
+  one 32-bit lane multiplies `group` K elements. group == 1 is plain row-major. In column panels
+  (`Panels`): the columns that one block of the kernel reads, all K rows of them, contiguous.
 """
 from __future__ import annotations
 
@@ -15,6 +16,35 @@ from . import types as T
 from .elementwise import convert
 from .lowering import Buffer, Index, Shifted, _size_of
 from .memory import _load_operands
+
+
+class Panels(Buffer):
+  """B packed as column panels of `width` columns: panel p holds columns [p * width, (p + 1) *
+  width) of every K group, one after another, so the kernel's walk down K through one block of
+  columns reads consecutive addresses. Row-major rows of a large B are a power of two apart and
+  pile into a few L1 sets; a deep panel of them would not stay in L1."""
+
+  def __init__(self, buf: Buffer, width: int, group: int):
+    super().__init__(buf.pointer, buf.type)
+    self.row = width * group  # elements of one K group of one panel
+
+  def address(self, builder, index: Index):
+    *batch, g, col = index.dims
+    groups, columns = self.type.shape[-2:]
+    b = builder
+    panel, within = b.udiv(col, T.I32(self.row)), b.urem(col, T.I32(self.row))
+    flat = b.add(b.mul(b.add(b.mul(panel, T.I32(groups)), g), T.I32(self.row)), within)
+    if batch:
+      flat = b.add(flat, b.mul(batch[0], T.I32(groups * columns)))
+    return b.gep(self.pointer, [flat], source_etype=self.element)
+
+
+def new_b(lo, shape, element: ir.ScalarType, group: int, panel: int | None) -> Buffer:
+  """A buffer for packed B of `shape` (..., groups, N * group), in panels of `panel` columns when
+  they split N."""
+  buf = lo.new_buffer(ir.TensorType(shape, element))
+  columns = shape[-1] // group
+  return Panels(buf, panel, group) if panel and panel < columns and columns % panel == 0 else buf
 
 
 class Window:
@@ -31,8 +61,8 @@ class Window:
     self.buf.store(builder, Index(tuple(dims), index.lanes), value)
 
 
-def _destination(lo, shape, element, into, axis, at):
-  return lo.new_buffer(ir.TensorType(shape, element)) if into is None else Window(into, axis, at)
+def _destination(lo, shape, element, into, axis, at, group=1, panel=None):
+  return new_b(lo, shape, element, group, panel) if into is None else Window(into, axis, at)
 
 
 def _negative_zero(buf) -> int | float:
@@ -44,15 +74,15 @@ def _negative_zero(buf) -> int | float:
 
 
 def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1, into: Buffer = None,
-              at=None, axis: int = -1) -> Buffer:
+              at=None, axis: int = -1, panel: int | None = None) -> Buffer:
   """The A operand: `v` in a (..., M, Kp) buffer of `element`, or into `into` from `at` on along
-  `axis` (A's columns; B's rows for a B packed as plain rows)."""
+  `axis` (A's columns; B's rows for a B packed as plain rows, in panels of `panel` columns)."""
   source = ir.element_type(v.type)
   *outer, k = v.type.shape
   kp = -(-k // group) * group
   if into is None and kp == k and source == element and isinstance(lo.env.get(v), Buffer):
     return lo.env[v]
-  buf = _destination(lo, (*outer, kp), element, into, axis, at)
+  buf = _destination(lo, (*outer, kp), element, into, axis, at, 1, panel)
   lanes = lo.lanes_for(v.type, ir.TensorType((*outer, kp), element))
   with lo.loop_nest(v.type.shape, lanes) as index:
     prefetch_next(lo, v, index)
@@ -66,22 +96,23 @@ def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1, into: Buf
 
 
 def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int,
-                flip_sign: bool = False, into: Buffer = None, at=None) -> Buffer:
-  """The B operand: `v` in a (..., Kp / group, N * group) buffer of `element` (or into `into`
-  from group row `at` on), chunks of `lanes` columns at a time; flip_sign stores x + 128 for int8
-  (vpdpbusd multiplies unsigned bytes)."""
+                flip_sign: bool = False, into: Buffer = None, at=None,
+                panel: int | None = None) -> Buffer:
+  """The B operand: `v` in a (..., Kp / group, N * group) buffer of `element` in panels of `panel`
+  columns (or into `into` from group row `at` on), chunks of `lanes` columns at a time; flip_sign
+  stores x + 128 for int8 (vpdpbusd multiplies unsigned bytes)."""
   *outer, k, n = v.type.shape
   lanes = min(lanes, n)
   groups = -(-k // group)
   square = _square(lanes, group, k, n, element)
   read = _column_reader(lo, v, square * group) if square and not outer else None
   if read is not None:  # B's columns are contiguous (k^T, tl.trans(x)): transpose as loaded
-    buf = _destination(lo, (groups, n * group), element, into, -2, at)
+    buf = _destination(lo, (groups, n * group), element, into, -2, at, group, panel)
     _pack_columns(lo, v, buf, read, square, group, element, flip_sign)
     return buf if into is None else into
   if group == 1 and not flip_sign:
-    return pack_rows(lo, v, element, into=into, at=at, axis=-2)
-  buf = _destination(lo, (*outer, groups, n * group), element, into, -2, at)
+    return pack_rows(lo, v, element, into=into, at=at, axis=-2, panel=panel)
+  buf = _destination(lo, (*outer, groups, n * group), element, into, -2, at, group, panel)
   full = k // group
   if full:
     with lo.loop_nest((*outer, full, n), lanes) as index:
