@@ -13,6 +13,7 @@ from llvmlite import ir as llvm
 
 from .. import ir
 from . import types as T
+from .control_flow import step_of
 from .elementwise import convert
 from .lowering import Buffer, Index, Shifted, _size_of
 from .memory import _load_operands
@@ -181,10 +182,7 @@ def prefetch_next(lo, v: ir.Value, index: Index):
   pointer = lo.evaluate(op.operands[0], index)
   if T.lanes(pointer) > 1:
     pointer = b.extract_element(pointer, T.I32(0))
-  step = lo.scalar(held.step)
-  if step.type != T.I64:
-    step = b.sext(step, T.I64)
-  ahead = b.gep(pointer, [step], source_etype=held.pointee)
+  ahead = b.gep(pointer, [step_of(lo, held)], source_etype=held.pointee)
   lo.call_intrinsic("prefetch", [ahead, T.I32(0), T.I32(2), T.I32(1)], ret=llvm.VoidType(),
                     overload=[T.PTR])
 
