@@ -84,7 +84,7 @@ def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1, into: Buf
   if into is None and kp == k and source == element and isinstance(lo.env.get(v), Buffer):
     return lo.env[v]
   buf = _destination(lo, (*outer, kp), element, into, axis, at, 1, panel)
-  lanes = lo.lanes_for(v.type, ir.TensorType((*outer, kp), element))
+  lanes = _copy_lanes(lo, v.type, element)
   with lo.loop_nest(v.type.shape, lanes) as index:
     prefetch_next(lo, v, index)
     value = T.splat(lo.builder, lo.evaluate(v, index), index.lanes)
@@ -94,6 +94,15 @@ def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1, into: Buf
     with lo.loop_nest((*outer, 1), 1) as index:
       buf.store(lo.builder, Index(index.dims[:-1] + (T.I32(k),), kp - k), pad)
   return buf if into is None else into
+
+
+def _copy_lanes(lo, tensor_type, element: ir.ScalarType) -> int:
+  """Elements per chunk of a packing copy: a register of the narrower of source and packed type
+  (bf16 / int8 rows move 32 / 64 at a time, where lanes_for's 32-bit floor would take 16)."""
+  if element.bits > 16 or ir.element_type(tensor_type).bits > 16:
+    return lo.lanes_for(tensor_type, ir.TensorType(tensor_type.shape, element))
+  bits = max(element.bits, ir.element_type(tensor_type).bits)
+  return max(1, min(tensor_type.shape[-1], lo.target.vector_bits // bits))
 
 
 def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int,
@@ -106,6 +115,7 @@ def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int,
   lanes = min(lanes, n)
   groups = -(-k // group)
   square = _square(lanes, group, k, n, element)
+  chunk = min(_copy_lanes(lo, v.type, element), panel or n)  # columns per chunk of K rows
   read = _column_reader(lo, v, square * group) if square and not outer else None
   if read is not None:  # B's columns are contiguous (k^T, tl.trans(x)): transpose as loaded
     buf = _destination(lo, (groups, n * group), element, into, -2, at, group, panel)
@@ -116,15 +126,15 @@ def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int,
   buf = _destination(lo, (*outer, groups, n * group), element, into, -2, at, group, panel)
   full = k // group
   if full:
-    with lo.loop_nest((*outer, full, n), lanes) as index:
+    with lo.loop_nest((*outer, full, n), chunk) as index:
       *batch, g, col = index.dims
       first = lo.builder.mul(g, T.I32(group))
-      _store_group(lo, v, buf, batch, g, col, first, group, k, element, flip_sign, lanes)
+      _store_group(lo, v, buf, batch, g, col, first, group, k, element, flip_sign, chunk)
   if groups > full:  # the last, partial group: rows past K are zeros
-    with lo.loop_nest((*outer, 1, n), lanes) as index:
+    with lo.loop_nest((*outer, 1, n), chunk) as index:
       *batch, _, col = index.dims
       _store_group(lo, v, buf, batch, T.I32(full), col, T.I32(full * group), group, k, element,
-                   flip_sign, lanes, rows=k - full * group)
+                   flip_sign, chunk, rows=k - full * group)
   return buf if into is None else into
 
 
