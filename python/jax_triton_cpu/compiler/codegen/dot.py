@@ -154,9 +154,10 @@ def _accumulator(lo, acc: ir.Value, result: ir.Value, compute: ir.ScalarType):
   return c, False
 
 
-# K elements a deferred dot multiplies at once (dot_kernel's panels of B stay in L1; tiles of C stay
-# in AMX registers across them).
-DEFERRED_K = {"fma": 128, "bf16-dp": 256, "vnni": 512, "amx-bf16": 256, "amx-int8": 512}
+# K elements a deferred dot multiplies at once: dot_kernel's panels of B stay in L1; AMX keeps tiles
+# of C in its registers across them, and reading and writing a 16 x 16 tile of C costs about what
+# 16 tile multiplies (K = 512 bf16) take.
+DEFERRED_K = {"fma": 128, "bf16-dp": 256, "vnni": 512, "amx-bf16": 512, "amx-int8": 1024}
 DEFERRED_BYTES = 1 << 20  # at most this much stack for the deferred operands of one dot
 
 
