@@ -222,7 +222,10 @@ def _deferred_dot(lo, method, a, bm, c, loop, iterations: int):
   group = method.group
   kp = -(-k // group) * group
   depth = iterations * kp
-  big_a = lo.new_buffer(ir.TensorType((*outer, m, depth), method.operand))
+  # AMX loads 16 rows of A per tile: rows a power of two apart would share a few L1 sets, so they
+  # are one tile row (64 bytes) longer than the K they hold.
+  pad = dot_amx.ROW_BYTES * 8 // method.operand.bits if method.name.startswith("amx") else 0
+  big_a = lo.new_buffer(ir.TensorType((*outer, m, depth + pad), method.operand))
   big_b = new_b(lo, (*outer, depth // group, n * group), method.operand, group, method.panel)
   filled = lo.slot_of(T.I32)
   lo.alloca_builder.store(T.I32(0), filled.pointer)  # and back to 0 after each loop's last flush
