@@ -11,9 +11,9 @@ def compile_ttir(ttir: str, options: CPUOptions) -> CompiledKernel:
   kernel = module.kernel
   target = host_target()
   llvm_ir, name, trampoline, work = codegen.generate(module, target, options)
-  library, asm = toolchain.compile_llvm_ir(llvm_ir, target, name)
+  library, library_hash, asm = toolchain.compile_llvm_ir(llvm_ir, target, name)
   return CompiledKernel(
-      name=name, library_path=library, library_hash=toolchain.file_hash(library),
+      name=name, library_path=library, library_hash=library_hash,
       symbol=trampoline, param_types=tuple(_signature_type(p.type) for p in kernel.params),
       work_per_program=work, ttir=ttir, ttir_generic=ttir, target=target.key, llvm_ir=llvm_ir,
       asm=asm)
