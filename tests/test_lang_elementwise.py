@@ -1174,7 +1174,7 @@ _FLOAT_NP = {**NP, "fp8e4nv": ml_dtypes.float8_e4m3fn, "fp8e5": ml_dtypes.float8
 def _constants_ttir(t, literals):
   n = len(literals)
   lines = [f"  tt.func public @constants(%out: !tt.ptr<{t}>) {{",
-           f"    %r = tt.make_range {{end = 4 : i32, start = 0 : i32}} : tensor<4xi32>"]
+           "    %r = tt.make_range {end = 4 : i32, start = 0 : i32} : tensor<4xi32>"]
   for i, lit in enumerate(literals):
     lines += [f"    %i{i} = arith.constant {i} : i32",
               f"    %c{i} = arith.constant {lit} : {t}",

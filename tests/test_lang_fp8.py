@@ -13,7 +13,7 @@ import pytest
 import triton
 import triton.language as tl
 
-from lang_util import NP, TL, assert_same_floats, frontend_accepts, round_f64, run
+from lang_util import NP, TL, assert_same_floats, frontend_accepts, run
 
 FP8 = {"fp8e4nv": ml_dtypes.float8_e4m3fn, "fp8e5": ml_dtypes.float8_e5m2}
 FP8_TL = {"fp8e4nv": tl.float8e4nv, "fp8e5": tl.float8e5}

@@ -20,7 +20,7 @@ import mpmath
 import triton
 import triton.language as tl
 
-from lang_util import NP, assert_equal, assert_ulp, run
+from lang_util import NP, assert_ulp, run
 
 N_ELEMS = 300  # not a multiple of the block
 BLOCK = 128

@@ -87,7 +87,7 @@ def print_generic(module, context) -> str:
   dropped from the text afterwards. The module keeps it: print nothing else from it after this."""
   module.set_attr(_GENERIC_MARKER, ir.builder(context).get_bool_attr(True))
   text = module.str()
-  if f'"builtin.module"' not in text:
+  if '"builtin.module"' not in text:
     raise RuntimeError("triton printed its IR in the custom form; the reader needs the generic form")
   return re.sub(rf"{_GENERIC_MARKER} = true(, )?", "", text)
 
