@@ -1,8 +1,10 @@
-"""attention: flash-attention forward, B=2 H=4 S=1024 D=64 f32, non-causal.
+"""attention: flash-attention forward, B=2 H=4 S=1024 D=64, f32 and bf16, non-causal.
 
 Ours: one program per (BLOCK_M queries, batch*head); a loop over key blocks of BLOCK_N with the
 online softmax; tl.dot for q k^T and p v. Baseline: softmax(q k^T * scale) v in jax.numpy under jit.
-GFLOP/s counts the two matmuls, 4 B H S^2 D.
+GFLOP/s counts the two matmuls, 4 B H S^2 D. bf16: q, k, v and the output are bf16, the scores
+and the accumulator f32, p is rounded to bf16 for p v (as Triton's tutorial does); the baseline
+runs the same jnp code on the bf16 arrays.
 """
 from __future__ import annotations
 
@@ -46,10 +48,10 @@ def flash_attention_kernel(q_ptr, k_ptr, v_ptr, o_ptr, seq_len, scale, HEAD_DIM:
     l_i = l_i * alpha + tl.sum(p, axis=1)
     v = tl.load(v_ptr + base + cols[:, None] * HEAD_DIM + offs_d[None, :],
                 mask=cols[:, None] < seq_len, other=0.0)            # (BLOCK_N, HEAD_DIM)
-    acc = acc * alpha[:, None] + tl.dot(p, v)
+    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
     m_i = m_new
   out = acc / l_i[:, None]
-  tl.store(o_ptr + base + offs_m[:, None] * HEAD_DIM + offs_d[None, :], out,
+  tl.store(o_ptr + base + offs_m[:, None] * HEAD_DIM + offs_d[None, :], out.to(o_ptr.dtype.element_ty),
            mask=offs_m[:, None] < seq_len)
 
 
@@ -68,17 +70,22 @@ def reference(q, k, v):
   return jnp.einsum("bhqk,bhkd->bhqd", p, v)
 
 
-def run(s: Settings) -> list[Row]:
-  case = f"B={B} H={H} S={S} D={D} f32"
+def run_case(s: Settings, dtype) -> list[Row]:
+  name = jnp.dtype(dtype).name
+  case = f"B={B} H={H} S={S} D={D} {name}"
   try:
     rng = np.random.default_rng(0)
-    q, k, v = (jnp.asarray(rng.standard_normal((B, H, S, D), dtype=np.float32)) for _ in range(3))
+    q, k, v = (jnp.asarray(rng.standard_normal((B, H, S, D), dtype=np.float32)).astype(dtype)
+               for _ in range(3))
     base = jax.jit(reference)
     expected = base(q, k, v)
+    # f32: another summation order; bf16: both round p and the output to bf16 (8 bits)
+    tol = 1e-4 if dtype == jnp.float32 else 2e-2
     ours = {}
     for blk in BLOCKS:
       f = jax.jit(lambda q, k, v, blk=blk: flash_attention(q, k, v, blk, s.backend_options))
-      check_close(f"attention {blk}", f(q, k, v), expected, rtol=1e-4, atol=1e-4)
+      check_close(f"attention {name} {blk}", np.asarray(f(q, k, v), np.float32),
+                  np.asarray(expected, np.float32), rtol=tol, atol=tol)
       ours[blk] = f
     best, _ = choose_best({blk: (lambda f=f: f(q, k, v)) for blk, f in ours.items()},
                           reps=s.reps(10, 3), budget_s=s.budget(20))
@@ -90,3 +97,7 @@ def run(s: Settings) -> list[Row]:
                 f"BLOCK_M={best[0]} BLOCK_N={best[1]}, online softmax with exp2")]
   except Exception as e:  # pylint: disable=broad-except
     return [Row("attention", case, baseline_name="jnp softmax(qk^T s) v", error=short_error(e))]
+
+
+def run(s: Settings) -> list[Row]:
+  return run_case(s, jnp.float32) + run_case(s, jnp.bfloat16)

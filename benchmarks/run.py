@@ -34,8 +34,10 @@ BENCHMARKS = {
     "layer_norm": "layer_norm",
     "matmul": "matmul",
     "attention": "attention",
+    "pallas": "pallas",
     "interpreter": "interpreter",
     "compile_time": "compile_time",
+    "bounds_check": "bounds_check",
 }
 
 

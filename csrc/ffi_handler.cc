@@ -54,6 +54,8 @@ struct KernelState {
 // makes the order irrelevant.
 ffi::TypeId KernelState::id = {0x4A54435354000001LL};
 
+std::atomic<LibraryResolver> g_resolver{nullptr};
+
 std::atomic<int64_t> g_instantiate_calls{0};
 std::atomic<int64_t> g_execute_calls{0};
 std::atomic<int64_t> g_autotune_runs{0};
@@ -130,6 +132,35 @@ ffi::Error CheckZeroedOutputs(ffi::Span<const int64_t> zeroed,
   return ffi::Error::Success();
 }
 
+// An exported call (one with `ttir`) asks the resolver for a library built
+// for this host; the strings it returns back `library` and `hash`.
+ffi::Error ResolvePortable(const ffi::Dictionary& attrs, size_t k,
+                           std::string_view kernel_name,
+                           std::string_view* library, std::string_view* hash,
+                           std::string* library_storage,
+                           std::string* hash_storage) {
+  LibraryResolver resolver = g_resolver.load();
+  if (resolver == nullptr || !attrs.contains(ConfigAttr("ttir", k))) {
+    return ffi::Error::Success();
+  }
+  PortableLibrary portable;
+  portable.kernel_name = kernel_name;
+  portable.library = *library;
+  portable.library_hash = *hash;
+  JTC_RETURN_IF_ERROR(GetAttr(attrs, ConfigAttr("ttir", k), &portable.ttir));
+  JTC_RETURN_IF_ERROR(
+      GetAttr(attrs, ConfigAttr("target", k), &portable.target));
+  JTC_RETURN_IF_ERROR(GetAttr(attrs, ConfigAttr("library_bytes", k),
+                              &portable.library_bytes));
+  JTC_RETURN_IF_ERROR(GetAttr(attrs, ConfigAttr("compile_options", k),
+                              &portable.compile_options));
+  std::string err = resolver(portable, library_storage, hash_storage);
+  if (!err.empty()) return Invalid(std::move(err));
+  *library = *library_storage;
+  *hash = *hash_storage;
+  return ffi::Error::Success();
+}
+
 ffi::Error LoadKernel(std::string_view library, std::string_view hash,
                       std::string_view symbol, const std::string& hash_attr,
                       LaunchConfig* config) {
@@ -189,6 +220,9 @@ ffi::Error BuildConfig(const ffi::Dictionary& attrs, size_t k,
   JTC_RETURN_IF_ERROR(
       CheckZeroedOutputs(zeroed, zeroed_attr, config, &state->min_results));
   config->scalars.assign(scalars.begin(), scalars.end());
+  std::string library_storage, hash_storage;
+  JTC_RETURN_IF_ERROR(ResolvePortable(attrs, k, state->kernel_name, &library,
+                                      &hash, &library_storage, &hash_storage));
   return LoadKernel(library, hash, symbol, hash_attr, config);
 }
 
@@ -227,17 +261,29 @@ ffi::ErrorOr<std::unique_ptr<KernelState>> Instantiate(ffi::Dictionary attrs) {
   return state;
 }
 
+struct BufferView {
+  void* data;
+  uint64_t size_bytes;
+};
+
 // Buffers are numbered operands first, then results.
-ffi::ErrorOr<void*> BufferData(const ffi::RemainingArgs& args,
-                               const ffi::RemainingRets& rets, size_t index) {
+ffi::ErrorOr<BufferView> GetBuffer(const ffi::RemainingArgs& args,
+                                   const ffi::RemainingRets& rets, size_t index) {
   if (index < args.size()) {
     ffi::ErrorOr<ffi::AnyBuffer> buffer = args.get<ffi::AnyBuffer>(index);
     if (buffer.has_error()) return ffi::Unexpected(buffer.error());
-    return buffer->untyped_data();
+    return BufferView{buffer->untyped_data(), buffer->size_bytes()};
   }
   auto buffer = rets.get<ffi::AnyBuffer>(index - args.size());
   if (buffer.has_error()) return ffi::Unexpected(buffer.error());
-  return (*buffer)->untyped_data();
+  return BufferView{(*buffer)->untyped_data(), (*buffer)->size_bytes()};
+}
+
+ffi::ErrorOr<void*> BufferData(const ffi::RemainingArgs& args,
+                               const ffi::RemainingRets& rets, size_t index) {
+  ffi::ErrorOr<BufferView> buffer = GetBuffer(args, rets, index);
+  if (buffer.has_error()) return ffi::Unexpected(buffer.error());
+  return buffer->data;
 }
 
 // Zeroes the config's zeroed outputs and launches it over its grid.
@@ -245,19 +291,27 @@ ffi::ErrorOr<void*> BufferData(const ffi::RemainingArgs& args,
 ffi::Error RunConfig(const KernelState& state, const LaunchConfig& config,
                      const ffi::RemainingArgs& args,
                      const ffi::RemainingRets& rets) {
-  void* pointers[kMaxKernelParams];  // values of pointer parameters
-  void* params[kMaxKernelParams];    // args[i] of the trampoline
-  for (size_t i = 0; i < config.arg_map.size(); ++i) {
+  void* pointers[kMaxKernelParams];   // values of pointer parameters
+  uint64_t extents[kMaxKernelParams];  // their buffers' sizes in bytes
+  // args of the trampoline: args[i] for parameter i, args[P + i] its buffer's
+  // size, which kernels compiled in checked mode read (docs/abi.md).
+  void* params[2 * kMaxKernelParams];
+  const size_t num_params = config.arg_map.size();
+  for (size_t i = 0; i < num_params; ++i) {
     const int64_t m = config.arg_map[i];
     if (m < 0) {
       // The trampoline only reads through args; the slot is never written.
       params[i] = const_cast<uint64_t*>(&config.scalars[-(m + 1)]);
+      extents[i] = 0;
+      params[num_params + i] = &extents[i];
       continue;
     }
-    ffi::ErrorOr<void*> data = BufferData(args, rets, size_t(m));
-    if (data.has_error()) return data.error();
-    pointers[i] = *data;
+    ffi::ErrorOr<BufferView> buffer = GetBuffer(args, rets, size_t(m));
+    if (buffer.has_error()) return buffer.error();
+    pointers[i] = buffer->data;
+    extents[i] = buffer->size_bytes;
     params[i] = &pointers[i];
+    params[num_params + i] = &extents[i];
   }
   for (int64_t r : config.zeroed_outputs) {
     auto buffer = rets.get<ffi::AnyBuffer>(size_t(r));
@@ -347,6 +401,8 @@ ffi::Error Execute(KernelState* state, ffi::RemainingArgs args,
 }
 
 }  // namespace
+
+void SetLibraryResolver(LibraryResolver resolver) { g_resolver = resolver; }
 
 XLA_FFI_TypeId* KernelStateTypeId() { return &KernelState::id; }
 

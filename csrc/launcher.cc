@@ -91,7 +91,8 @@ int32_t LaunchGrid(KernelLaunchFn launch, void* const* args, const Grid& grid,
                  DescribePrograms(grid, code, first, last) +
                  "; the launch was stopped. An out-of-bounds load or store (a "
                  "missing mask, a wrong offset, stride or grid) is the usual "
-                 "cause.";
+                 "cause: rerun with backend_options={\"bounds_check\": True} "
+                 "(or JAX_TRITON_CPU_BOUNDS_CHECK=1) to find the access.";
     } else if (s != 0 && message_fn != nullptr && message != nullptr) {
       const char* text = message_fn();
       *message = text != nullptr ? text : "";

@@ -1,6 +1,6 @@
 // nanobind module jax_triton_cpu._native: hands the FFI handler and its state
 // type to Python as PyCapsules for jax.ffi registration, and gives the Triton
-// backend (python/jax_triton_cpu/triton_backend) the same library cache and
+// backend (python/jax_triton_cpu_backend) the same library cache and
 // grid launcher as the handler.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/string.h>
@@ -13,6 +13,7 @@
 #include "ffi_handler.h"
 #include "launcher.h"
 #include "library_cache.h"
+#include "portable_binding.h"
 
 namespace nb = nanobind;
 
@@ -95,6 +96,7 @@ class Kernel {
 NB_MODULE(_native, m) {
   // Triton's kernel caches hold Kernel objects until the interpreter is gone.
   nb::set_leak_warnings(false);
+  jtc::BindLibraryResolver(m);
   m.def(
       "registrations",
       []() {

@@ -41,16 +41,19 @@ def launch(compiled, args, grid, first=None, last=None, types=None) -> int:
   fn.restype = ctypes.c_int32
   fn.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64,
                  ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32]
-  slots = []
+  slots, extents = [], []
   for value, t in zip(args, types or compiled.param_types):
     if t.startswith("*"):
       assert isinstance(value, np.ndarray) and value.flags.c_contiguous
       slots.append(ctypes.c_void_p(value.ctypes.data))
+      extents.append(ctypes.c_uint64(value.nbytes))
     else:
       slots.append(_slot(value, t))
+      extents.append(ctypes.c_uint64(0))
   assert len(slots) == len(compiled.param_types), "wrong number of kernel arguments"
-  pointers = (ctypes.c_void_p * max(1, len(slots)))(
-      *[ctypes.cast(ctypes.pointer(s), ctypes.c_void_p) for s in slots])
+  # args[P + i]: the byte size of parameter i's buffer, which checked kernels read (docs/abi.md).
+  pointers = (ctypes.c_void_p * max(1, 2 * len(slots)))(
+      *[ctypes.cast(ctypes.pointer(s), ctypes.c_void_p) for s in slots + extents])
   g = tuple(grid) + (1,) * (3 - len(grid))
   n = g[0] * g[1] * g[2]
   return fn(pointers, 0 if first is None else first, n if last is None else last, *g)

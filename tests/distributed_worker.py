@@ -7,7 +7,6 @@ this process holds against numpy. Prints "ok PROCESS_ID" on success; any failure
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import triton
 import triton.language as tl

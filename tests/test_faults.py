@@ -27,7 +27,7 @@ def fault_kernel(x_ptr, bad, out_ptr, KIND: tl.constexpr, BLOCK: tl.constexpr):
 def call(x, bad, kind, threads):
   return jax.jit(lambda x: jt.triton_call(
       x, bad, kernel=fault_kernel, out_type=jax.typeof(x), grid=(x.size // 256,),
-      KIND=kind, BLOCK=256, backend_options={{"num_cpu_threads": threads}}))(x)
+      KIND=kind, BLOCK=256, backend_options={{"num_cpu_threads": threads, "bounds_check": False}}))(x)
 
 x = jnp.arange({size}, dtype=jnp.float32)
 try:
@@ -43,12 +43,15 @@ print("later launch ok")
 
 @pytest.mark.parametrize("kind", [0, 1], ids=["load", "store"])
 @pytest.mark.parametrize("size,bad,threads", [(256 * 4, 2, 1), (256 * 64, 37, 2)])
-def test_a_kernel_fault_is_a_python_error_and_the_process_lives_on(kind, size, bad, threads):
-  script = _CHILD.format(size=size, bad=bad, kind=kind, threads=threads)
-  run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+def test_a_kernel_fault_is_a_python_error_and_the_process_lives_on(kind, size, bad, threads,
+                                                                   tmp_path):
+  script = tmp_path / "child.py"  # (a file: triton reads a kernel's source through inspect)
+  script.write_text(_CHILD.format(size=size, bad=bad, kind=kind, threads=threads))
+  run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        timeout=300, env=dict(os.environ))
   assert run.returncode == 0, f"child died ({run.returncode}):\n{run.stderr[-3000:]}"
   error = run.stdout.split("ERROR:", 1)[-1]
   assert "kernel fault_kernel faulted: SIGSEGV" in error, run.stdout
   assert f"program ({bad}, 0, 0)" in error and "at address 0x10" in error, run.stdout
+  assert 'rerun with backend_options={"bounds_check": True}' in error, run.stdout
   assert run.stdout.strip().endswith("later launch ok"), run.stdout

@@ -270,3 +270,288 @@ def test_dot_small_shapes(shape):
   a, b = _ints((m, k), "fp32", rng), _ints((k, n), "fp32", rng)
   c = _run_dot(a, b, "fp32", "fp32", m, n, k)
   assert_equal(c, _exact(a, b).astype(np.float32))
+
+
+# ---- each code path: FMA, vdpbf16ps, vpdpbusd, AMX tiles ----------------------------------------
+# tl.dot picks its instructions by the target CPU's features (codegen/dot.py). Every path this
+# machine can run is run under JAX_TRITON_CPU_TARGET; AMX's tile addressing and packing also run
+# here with the tile instructions emulated by loops ("+emulate-amx"), and the instructions of paths
+# it cannot run are checked in the assembly compiled for CPUs that have them.
+
+from direct_launch import compile_kernel, launch  # noqa: E402
+
+_DOT_FEATURES = ("avx512bf16", "avx512vnni", "avxvnni", "amx-tile", "amx-bf16", "amx-int8")
+
+
+def _host():
+  from jax_triton_cpu.compiler.target import _target
+  return _target("")
+
+
+def _without_dot_features() -> str:
+  """The host with the bf16 / int8 dot instructions off: FMA on the host's vector width."""
+  host = _host()
+  kept = [f for f in host.features.split(",") if f[1:] not in _DOT_FEATURES]
+  return ",".join([host.cpu] + kept + [f"-{f}" for f in _DOT_FEATURES])
+
+
+RUNNABLE = {
+    "host": lambda: "",
+    "fma": _without_dot_features,
+    "avx2": lambda: "haswell,+avx2,+fma,+f16c,+avx",
+    "sse2": lambda: "x86-64",
+    "emulated-amx": lambda: f"{_host().cpu},{_host().features},+emulate-amx",
+}
+_TARGET_CACHE: dict = {}
+
+
+def _compiled_for(target: str, monkeypatch, kernel, signature, constants):
+  monkeypatch.setenv("JAX_TRITON_CPU_TARGET", target)
+  key = (target, kernel, tuple(signature.items()), tuple(sorted(constants.items())))
+  if key not in _TARGET_CACHE:
+    _TARGET_CACHE[key] = compile_kernel(kernel, signature, constants)
+  return _TARGET_CACHE[key]
+
+
+def _dot_for(target, monkeypatch, a, b, dtype, out_dtype, acc=None):
+  m, k = a.shape
+  n = b.shape[1]
+  c = np.zeros((m, n), NP[out_dtype])
+  acc_arr = acc if acc is not None else np.zeros((1,), NP[out_dtype])
+  signature = {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "c_ptr": f"*{out_dtype}",
+               "acc_ptr": f"*{out_dtype}"}
+  compiled = _compiled_for(target, monkeypatch, dot_kernel, signature,
+                           {"M": m, "N": n, "K": k, "PREC": None, "USE_ACC": acc is not None,
+                            "OUT": None, "TRANS_B": False})
+  assert launch(compiled, [a, b, c, acc_arr], (1,), types=list(signature.values())) == 0
+  return c, compiled
+
+
+# M x N x K: 2 x 2 blocks of AMX tiles, blocks of one tile row or column, K of less than a full
+# tile row, small N (256- and 128-bit dot-product instructions), K of one (a partial K pair and
+# quad), K = 2 (a partial quad), and shapes no tile kernel takes.
+PATH_SHAPES = [(32, 32, 64), (16, 64, 32), (32, 16, 16), (16, 8, 32), (16, 32, 1), (8, 16, 2),
+               (64, 64, 256)]
+PATH_CASES = [(t, d, s) for t in RUNNABLE for d in ("bf16", "i8", "fp32", "fp16") for s in PATH_SHAPES
+              if d in ("bf16", "i8") or s in PATH_SHAPES[:3]]
+
+
+@pytest.mark.parametrize("target,dtype,shape", PATH_CASES,
+                         ids=[f"{t}-{d}-{'x'.join(map(str, s))}" for t, d, s in PATH_CASES])
+def test_dot_paths_exact_on_integer_data(target, dtype, shape, monkeypatch):
+  m, n, k = shape
+  rng = np.random.default_rng(m + 3 * n + 7 * k)
+  a, b = _ints((m, k), dtype, rng), _ints((k, n), dtype, rng)
+  c, _ = _dot_for(RUNNABLE[target](), monkeypatch, a, b, dtype, OUT_OF[dtype])
+  assert_equal(c, _exact(a, b).astype(NP[OUT_OF[dtype]]), f"{target} {dtype} {shape}")
+
+
+@pytest.mark.parametrize("target", list(RUNNABLE))
+def test_int8_paths_at_the_extremes(target, monkeypatch):
+  """-128 and 127 everywhere: vpdpbusd multiplies B + 128 (unsigned) and subtracts 128 * A's row
+  sums; sums that wrap int32 must wrap the same way."""
+  m, n, k = 32, 64, 4096
+  rng = np.random.default_rng(12)
+  a = rng.choice([-128, 127], (m, k)).astype(np.int8)
+  b = rng.choice([-128, 127], (k, n)).astype(np.int8)
+  a[0], b[:, 0] = -128, -128  # 4096 * 16384 = 2^26 per row: no wrap; the row/column of extremes
+  acc = rng.integers(2**31 - 2**27, 2**31 - 1, (m, n)).astype(np.int32)  # these sums wrap
+  c, _ = _dot_for(RUNNABLE[target](), monkeypatch, a, b, "i8", "i32", acc=acc)
+  expected = (a.astype(np.int64) @ b.astype(np.int64) + acc).astype(np.int64)
+  assert_equal(c, ((expected + 2**31) % 2**32 - 2**31).astype(np.int32))
+
+
+@pytest.mark.parametrize("target", list(RUNNABLE))
+@pytest.mark.parametrize("shape", [(64, 64, 128), (16, 32, 1)])
+def test_bf16_paths_on_random_data(target, shape, monkeypatch):
+  """Products of bf16 are exact in f32; the sums (in any order, pairs or tiles) within
+  K * eps32 * |A| @ |B| of the exact product, with and without an accumulator operand."""
+  m, n, k = shape
+  rng = np.random.default_rng(13)
+  a = rng.standard_normal((m, k)).astype(NP["bf16"])
+  b = rng.standard_normal((k, n)).astype(NP["bf16"])
+  acc = rng.standard_normal((m, n)).astype(np.float32)
+  for with_acc in (None, acc):
+    c, _ = _dot_for(RUNNABLE[target](), monkeypatch, a, b, "bf16", "fp32", acc=with_acc)
+    exact = _exact(a, b) + (0 if with_acc is None else acc)
+    bound = (k + 1) * np.finfo(np.float32).eps * (
+        np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)) + np.abs(exact))
+    err = np.abs(c - exact)
+    assert (err <= bound).all(), f"{target}: max error {err.max()}"
+
+
+@pytest.mark.parametrize("target", ["host", "emulated-amx", "fma"])
+@pytest.mark.parametrize("dtype", ["bf16", "i8"])
+def test_batched_3d_dot_paths(target, dtype, monkeypatch):
+  bsz, m, n, k = 4, 32, 16, 64
+  rng = np.random.default_rng(14)
+  a, b = _ints((bsz, m, k), dtype, rng), _ints((bsz, k, n), dtype, rng)
+  out_dtype = OUT_OF[dtype]
+  c = np.zeros((bsz, m, n), NP[out_dtype])
+  signature = {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "c_ptr": f"*{out_dtype}"}
+  compiled = _compiled_for(RUNNABLE[target](), monkeypatch, bdot_kernel, signature,
+                           {"B": bsz, "M": m, "N": n, "K": k})
+  assert launch(compiled, [a, b, c], (1,), types=list(signature.values())) == 0
+  assert_equal(c, np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(NP[out_dtype]))
+
+
+def _assembly(target, monkeypatch, dtype, shape=(32, 32, 64)) -> str:
+  m, n, k = shape
+  out = OUT_OF[dtype]
+  signature = {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "c_ptr": f"*{out}", "acc_ptr": f"*{out}"}
+  return _compiled_for(target, monkeypatch, dot_kernel, signature,
+                       {"M": m, "N": n, "K": k, "PREC": None, "USE_ACC": False, "OUT": None,
+                        "TRANS_B": False}).asm
+
+
+# target, dtype, instructions the kernel must have, instructions it must not have
+ASSEMBLY_CASES = [
+    ("sapphirerapids", "bf16", ["ldtilecfg", "tileloadd", "tdpbf16ps", "tilestored", "tilerelease"],
+     ["vdpbf16ps"]),
+    ("sapphirerapids", "i8", ["ldtilecfg", "tdpbssd", "tilerelease"], ["vpdpbusd"]),
+    ("sapphirerapids,-amx-tile,-amx-bf16,-amx-int8", "bf16", ["vdpbf16ps\t%zmm"], ["tdpbf16ps"]),
+    ("cooperlake", "bf16", ["vdpbf16ps\t%zmm"], ["vfmadd"]),
+    ("cascadelake", "bf16", ["vfmadd231ps\t%zmm"], ["vdpbf16ps"]),
+    ("cascadelake", "i8", ["vpdpbusd\t%zmm"], ["vpmulld"]),
+    ("alderlake", "i8", ["{vex}\tvpdpbusd\t%ymm"], ["zmm"]),
+    ("haswell,+avx2,+fma,+f16c,+avx", "i8", ["vpmulld\t%ymm"], ["vpdpbusd", "zmm"]),
+    ("haswell,+avx2,+fma,+f16c,+avx", "bf16", ["vfmadd231ps\t%ymm"], ["vdpbf16ps", "zmm"]),
+    ("znver4,-avx512bf16", "bf16", ["vfmadd231ps\t%zmm"], ["vdpbf16ps"]),
+]
+
+
+@pytest.mark.parametrize("target,dtype,present,absent", ASSEMBLY_CASES,
+                         ids=[f"{t.split(',')[0]}{'-' if ',' in t else ''}-{d}"
+                              for t, d, _, _ in ASSEMBLY_CASES])
+def test_dot_instructions_in_assembly(target, dtype, present, absent, monkeypatch):
+  """The instructions each target gets (compiled only: this machine may lack them)."""
+  asm = _assembly(target, monkeypatch, dtype)
+  for instruction in present:
+    assert instruction in asm, f"{target} {dtype}: no {instruction!r}"
+  for instruction in absent:
+    assert instruction not in asm, f"{target} {dtype}: unexpected {instruction!r}"
+
+
+def test_amx_library_asks_linux_for_tile_data(monkeypatch):
+  """A library with tile instructions asks for them in a load-time constructor:
+  arch_prctl(ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18) through syscall(158, ...)."""
+  asm = _assembly("sapphirerapids", monkeypatch, "bf16")
+  assert "jtc.amx_permission" in asm and "syscall" in asm
+  assert "$4131" in asm and "$158" in asm and "$18" in asm
+  assert ".ctors" in asm or ".init_array" in asm
+  assert "jtc.amx_permission" not in _assembly("cooperlake", monkeypatch, "bf16")
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "i8"])
+def test_host_gets_its_best_dot_instructions(dtype, monkeypatch):
+  """On this machine: AMX tiles where it has them (and Linux grants them), else the AVX-512
+  dot-product instructions, else FMA / integer multiply-adds."""
+  from jax_triton_cpu.compiler.target import can_use_amx
+  host = _host()
+  asm = _assembly("", monkeypatch, dtype)
+  if can_use_amx(host, "amx-bf16" if dtype == "bf16" else "amx-int8"):
+    expected = "tdpbf16ps" if dtype == "bf16" else "tdpbssd"
+  elif dtype == "bf16" and host.has("avx512bf16"):
+    expected = "vdpbf16ps"
+  elif dtype == "i8" and (host.has("avx512vnni") or host.has("avxvnni")):
+    expected = "vpdpbusd"
+  else:
+    expected = "vfmadd" if dtype == "bf16" else "vpmulld"
+  assert expected in asm, f"host {host.cpu}: no {expected}"
+
+
+@triton.jit
+def columns_dot_kernel(a_ptr, bt_ptr, c_ptr, n_valid, M: tl.constexpr, N: tl.constexpr,
+                       K: tl.constexpr, TRANS: tl.constexpr):
+  """B given as its transpose bt (N x K): loaded along K with a mask on the columns (as attention
+  loads k^T), or loaded as bt and transposed with tl.trans."""
+  rm = tl.arange(0, M)
+  rn = tl.arange(0, N)
+  rk = tl.arange(0, K)
+  a = tl.load(a_ptr + rm[:, None] * K + rk[None, :])
+  if TRANS:
+    b = tl.trans(tl.load(bt_ptr + rn[:, None] * K + rk[None, :]))
+  else:
+    b = tl.load(bt_ptr + rn[None, :] * K + rk[:, None], mask=rn[None, :] < n_valid, other=0)
+  tl.store(c_ptr + rm[:, None] * N + rn[None, :], tl.dot(a, b))
+
+
+COLUMN_CASES = [(t, d, trans) for t in RUNNABLE for d in ("fp32", "bf16", "i8", "fp16")
+                for trans in (False, True)]
+
+
+@pytest.mark.parametrize("target,dtype,trans", COLUMN_CASES,
+                         ids=[f"{t}-{d}-{'trans' if tr else 'masked'}" for t, d, tr in COLUMN_CASES])
+def test_dot_of_b_read_along_k(target, dtype, trans, monkeypatch):
+  """B's columns read as vectors and transposed in registers into the packed layout."""
+  m, n, k = 32, 64, 64
+  n_valid = n if trans else 50
+  rng = np.random.default_rng(15)
+  a, bt = _ints((m, k), dtype, rng), _ints((n, k), dtype, rng)
+  out_dtype = OUT_OF[dtype]
+  c = np.zeros((m, n), NP[out_dtype])
+  signature = {"a_ptr": f"*{dtype}", "bt_ptr": f"*{dtype}", "c_ptr": f"*{out_dtype}",
+               "n_valid": "i32"}
+  compiled = _compiled_for(RUNNABLE[target](), monkeypatch, columns_dot_kernel, signature,
+                           {"M": m, "N": n, "K": k, "TRANS": trans})
+  assert launch(compiled, [a, bt, c, n_valid], (1,), types=list(signature.values())) == 0
+  b = bt.T.copy()
+  b[:, n_valid:] = 0
+  assert_equal(c, _exact(a, b).astype(NP[out_dtype]), f"{target} {dtype}")
+  assert "gather" not in compiled.llvm_ir, "B's columns should be vector loads"
+
+
+# ---- dots deferred over K-loop iterations -----------------------------------------------------
+# `acc = tl.dot(a, b, acc)` in a K loop gathers several iterations' operands and multiplies them
+# at once (codegen/dot.py): in the iteration that fills its buffers, and in the loop's last.
+
+@triton.jit
+def tiles_matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, TILES_M: tl.constexpr, TILES_N: tl.constexpr,
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+  """One program computes every tile of C, one after another (the K loop runs again and again)."""
+  for tile in range(0, TILES_M * TILES_N):
+    rm = (tile // TILES_N) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = (tile % TILES_N) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=c_ptr.dtype.element_ty)
+    for k in range(0, tl.cdiv(K, BLOCK_K)):
+      ks = k * BLOCK_K + rk
+      a = tl.load(a_ptr + rm[:, None] * K + ks[None, :], mask=ks[None, :] < K, other=0)
+      b = tl.load(b_ptr + ks[:, None] * N + rn[None, :], mask=ks[:, None] < K, other=0)
+      acc = tl.dot(a, b, acc, out_dtype=acc.dtype)  # (triton 3.6 needs it for i32)
+    tl.store(c_ptr + rm[:, None] * N + rn[None, :], acc)
+
+
+# K: whole deferral groups (64 x 16 / 32 = 32 iterations), and a last group cut short (K = 80,
+# 3 iterations; K = 1040: 33)
+DEFERRED_CASES = [(t, d, k) for t in RUNNABLE for d in ("bf16", "i8", "fp32", "fp16")
+                  for k in (80, 1024, 1040) if k != 1040 or t == "host"]
+
+
+@pytest.mark.parametrize("target,dtype,k", DEFERRED_CASES,
+                         ids=[f"{t}-{d}-K{k}" for t, d, k in DEFERRED_CASES])
+def test_deferred_dots_in_repeated_k_loops(target, dtype, k, monkeypatch):
+  m, n, bm, bn, bk = 64, 32, 32, 16, 32
+  rng = np.random.default_rng(k)
+  a, b = _ints((m, k), dtype, rng), _ints((k, n), dtype, rng)
+  out = OUT_OF[dtype]
+  c = np.zeros((m, n), NP[out])
+  signature = {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "c_ptr": f"*{out}", "M": "i32",
+               "N": "i32", "K": "i32"}
+  compiled = _compiled_for(RUNNABLE[target](), monkeypatch, tiles_matmul_kernel, signature,
+                           {"TILES_M": m // bm, "TILES_N": n // bn, "BLOCK_M": bm, "BLOCK_N": bn,
+                            "BLOCK_K": bk})
+  assert launch(compiled, [a, b, c, m, n, k], (1,), types=list(signature.values())) == 0
+  assert_equal(c, _exact(a, b).astype(NP[out]), f"{target} {dtype} K={k}")
+
+
+@pytest.mark.parametrize("target", list(RUNNABLE))
+def test_k_padding_keeps_signed_zeros(target, monkeypatch):
+  """K = 1 in bf16: the pair-wise instructions get K padded to 2 with A = -0, whose products add
+  nothing, not even to -0: -0 (acc) + (-1 x +0) stays -0."""
+  m, n = 16, 16
+  a = np.full((m, 1), -1.0, NP["bf16"])
+  b = np.zeros((1, n), NP["bf16"])
+  acc = np.full((m, n), -0.0, np.float32)
+  c, _ = _dot_for(RUNNABLE[target](), monkeypatch, a, b, "bf16", "fp32", acc=acc)
+  assert np.signbit(c).all(), f"{target}: {c[0, :4]}"

@@ -1155,24 +1155,26 @@ def test_tensor_creation():
 # Float constants, written as MLIR prints them (hex literals are bit patterns): each is stored from a
 # scalar constant, a splat tensor constant and (where the reader handles the type) one dense tensor.
 _FLOAT_CONSTANTS = {  # eight each: a dense tensor needs a power-of-two length
-    "bf16": ["1.0", "-2.5", "0x7FC1", "0xFFC1", "0x7FFF", "0x7F80", "0x0001", "-0.0"],
-    "fp16": ["1.0", "-2.5", "0x7E01", "0xFE55", "0x7FFF", "0xFC00", "0x0001", "65504.0"],
-    "fp32": ["1.0", "-2.5", "0x7FC00001", "0xFFD00000", "0x7F800000", "0x00000001", "-0.0",
+    # (signalling NaNs: bf16 0xFF81, f16 0xFC55, f32 0xFF800001, f64 0x7FF0000000000001,
+    # e5m2 0xFD; e4m3fn has one NaN, 0x7F / 0xFF)
+    "bf16": ["1.0", "-2.5", "0x7FC1", "0xFF81", "0x7FFF", "0x7F80", "0x0001", "-0.0"],
+    "fp16": ["1.0", "-2.5", "0x7E01", "0xFC55", "0x7FFF", "0xFC00", "0x0001", "65504.0"],
+    "fp32": ["1.0", "-2.5", "0x7FC00001", "0xFF800001", "0x7F800000", "0x00000001", "-0.0",
              "3.0e+38"],
-    "fp64": ["1.0", "-2.5", "0x7FF8000000000001", "0xFFF0000000000000", "0x0000000000000001",
+    "fp64": ["1.0", "-2.5", "0x7FF0000000000001", "0xFFF0000000000000", "0x0000000000000001",
              "-0.0", "0x7FEFFFFFFFFFFFFF", "0.1"],
     "fp8e4nv": ["1.0", "-2.5", "448.0", "0x7F", "0xFF", "0x01", "-0.0", "0x81"],
-    "fp8e5": ["1.0", "-2.5", "-57344.0", "0x7E", "0xFF", "0x7C", "0x01", "-0.0"],
+    "fp8e5": ["1.0", "-2.5", "-57344.0", "0x7E", "0xFD", "0x7C", "0x01", "-0.0"],
 }
 _MLIR_FLOAT = {"bf16": "bf16", "fp16": "f16", "fp32": "f32", "fp64": "f64", "fp8e4nv": "f8E4M3FN",
                "fp8e5": "f8E5M2"}
 _FLOAT_NP = {**NP, "fp8e4nv": ml_dtypes.float8_e4m3fn, "fp8e5": ml_dtypes.float8_e5m2}
 
 
-def _constants_ttir(t, literals, dense: bool):
+def _constants_ttir(t, literals):
   n = len(literals)
   lines = [f"  tt.func public @constants(%out: !tt.ptr<{t}>) {{",
-           f"    %r = tt.make_range {{end = 4 : i32, start = 0 : i32}} : tensor<4xi32>"]
+           "    %r = tt.make_range {end = 4 : i32, start = 0 : i32} : tensor<4xi32>"]
   for i, lit in enumerate(literals):
     lines += [f"    %i{i} = arith.constant {i} : i32",
               f"    %c{i} = arith.constant {lit} : {t}",
@@ -1184,36 +1186,31 @@ def _constants_ttir(t, literals, dense: bool):
               f"    %v{i} = tt.splat %q{i} : !tt.ptr<{t}> -> tensor<4x!tt.ptr<{t}>>",
               f"    %w{i} = tt.addptr %v{i}, %r : tensor<4x!tt.ptr<{t}>>, tensor<4xi32>",
               f"    tt.store %w{i}, %s{i} : tensor<4x!tt.ptr<{t}>>"]
-  if dense:
-    lines += [f"    %k = arith.constant {5 * n} : i32",
-              f"    %d = arith.constant dense<[{', '.join(literals)}]> : tensor<{n}x{t}>",
-              f"    %rd = tt.make_range {{end = {n} : i32, start = 0 : i32}} : tensor<{n}xi32>",
-              f"    %qd = tt.addptr %out, %k : !tt.ptr<{t}>, i32",
-              f"    %vd = tt.splat %qd : !tt.ptr<{t}> -> tensor<{n}x!tt.ptr<{t}>>",
-              f"    %wd = tt.addptr %vd, %rd : tensor<{n}x!tt.ptr<{t}>>, tensor<{n}xi32>",
-              f"    tt.store %wd, %d : tensor<{n}x!tt.ptr<{t}>>"]
+  lines += [f"    %k = arith.constant {5 * n} : i32",
+            f"    %d = arith.constant dense<[{', '.join(literals)}]> : tensor<{n}x{t}>",
+            f"    %rd = tt.make_range {{end = {n} : i32, start = 0 : i32}} : tensor<{n}xi32>",
+            f"    %qd = tt.addptr %out, %k : !tt.ptr<{t}>, i32",
+            f"    %vd = tt.splat %qd : !tt.ptr<{t}> -> tensor<{n}x!tt.ptr<{t}>>",
+            f"    %wd = tt.addptr %vd, %rd : tensor<{n}x!tt.ptr<{t}>>, tensor<{n}xi32>",
+            f"    tt.store %wd, %d : tensor<{n}x!tt.ptr<{t}>>"]
   return "module {\n" + "\n".join(lines) + "\n    tt.return\n  }\n}"
 
 
 @pytest.mark.parametrize("dtype", list(_FLOAT_CONSTANTS))
 def test_float_constants_keep_their_bits(dtype):
   """Every float type's constants are stored with their exact bit pattern: fp8 values are encoded
-  as fp8 (int(value) stored 1.0 as 0x01 and failed on NaN), quiet NaN payloads survive (f16 lost
-  them). Signalling NaNs are not tested: the reader's Python floats come from MLIR widening the
-  attribute to f64, which quiets them."""
+  as fp8 (int(value) stored 1.0 as 0x01 and failed on NaN), NaN payloads survive (f16 lost them),
+  signalling NaNs stay signalling (MLIR's widening to f64 quieted them), and dense bf16 / fp8
+  tensors are read (jaxlib's numpy conversion does not know these types)."""
   literals = _FLOAT_CONSTANTS[dtype]
   np_dtype = np.dtype(_FLOAT_NP[dtype])
   bits = np.dtype(f"u{np_dtype.itemsize}")
   expected = np.array([int(lit, 16) if lit.startswith("0x") else
                        int(np.array(float(lit)).astype(np_dtype).view(bits)) for lit in literals], bits)
-  # Non-splat bf16 and fp8 constants cannot be read: jaxlib's DenseElementsAttr -> numpy conversion
-  # does not know these types (the reader's limitation, not the code generator's).
-  dense = dtype in ("fp16", "fp32", "fp64")
   n = len(literals)
-  out = np.zeros(6 * n if dense else 5 * n, bits)
-  run_ttir(_constants_ttir(_MLIR_FLOAT[dtype], literals, dense), [out], [f"*{dtype}"])
+  out = np.zeros(6 * n, bits)
+  run_ttir(_constants_ttir(_MLIR_FLOAT[dtype], literals), [out], [f"*{dtype}"])
   np.testing.assert_array_equal(out[:n], expected, err_msg=f"{dtype} scalars")
   np.testing.assert_array_equal(out[n:5 * n].reshape(n, 4), np.repeat(expected[:, None], 4, 1),
                                 err_msg=f"{dtype} splats")
-  if dense:
-    np.testing.assert_array_equal(out[5 * n:], expected, err_msg=f"{dtype} dense")
+  np.testing.assert_array_equal(out[5 * n:], expected, err_msg=f"{dtype} dense")

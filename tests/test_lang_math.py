@@ -1,13 +1,12 @@
 """Math functions: tl.exp, exp2, log, log2, sin, cos, sqrt, sqrt_rn, rsqrt, erf, floor, ceil, abs,
-sigmoid, softmax, div_rn, fdiv (tl.* and tl.math.*), and libdevice (triton.language.extra.libdevice)
-functions, against float64 numpy / scipy references.
+sigmoid, softmax, div_rn, fdiv (tl.* and tl.math.*), against float64 numpy / mpmath references
+(triton.language.extra.libdevice is tested in test_lang_libdevice.py).
 
 Accuracy is measured in ulps of the result dtype against the float64 reference (lang_util.ulp_error):
   * correctly rounded ops (sqrt_rn, div_rn, fdiv(ieee_rounding=True), floor, ceil, abs): <= 0.5 ulp,
   * tl.sqrt <= 1 ulp, tl.rsqrt <= 2 ulp, transcendental functions (exp, exp2, log, log2, sin, cos,
     erf, sigmoid) <= 4 ulp (glibc libmvec's documented bound for its vector functions; CUDA's
     libdevice bounds for these are 1-4 ulp, and Triton's GPU tl.exp (ex2.approx) is looser still),
-  * libdevice functions <= 4 ulp (CUDA libdevice's documented maxima for these functions),
   * f16 / bf16 (tl.math requires fp32/fp64, so kernels upcast: f(x.to(fp32)) stored as f16/bf16):
     <= 1 ulp of the narrow type,
   * softmax: rtol 1e-5 (fp32) / 1e-12 (fp64), a sum of exps of 50 terms.
@@ -20,9 +19,8 @@ import pytest
 import mpmath
 import triton
 import triton.language as tl
-from triton.language.extra import libdevice
 
-from lang_util import NP, assert_equal, assert_ulp, run
+from lang_util import NP, assert_ulp, run
 
 N_ELEMS = 300  # not a multiple of the block
 BLOCK = 128
@@ -66,50 +64,6 @@ def _fn1(x, F: tl.constexpr):
     r = tl.math.sqrt(x)
   elif F == "math.rsqrt":
     r = tl.math.rsqrt(x)
-  elif F == "tanh":
-    r = libdevice.tanh(x)
-  elif F == "sinh":
-    r = libdevice.sinh(x)
-  elif F == "cosh":
-    r = libdevice.cosh(x)
-  elif F == "tan":
-    r = libdevice.tan(x)
-  elif F == "asin":
-    r = libdevice.asin(x)
-  elif F == "acos":
-    r = libdevice.acos(x)
-  elif F == "atan":
-    r = libdevice.atan(x)
-  elif F == "asinh":
-    r = libdevice.asinh(x)
-  elif F == "acosh":
-    r = libdevice.acosh(x)
-  elif F == "atanh":
-    r = libdevice.atanh(x)
-  elif F == "expm1":
-    r = libdevice.expm1(x)
-  elif F == "log1p":
-    r = libdevice.log1p(x)
-  elif F == "log10":
-    r = libdevice.log10(x)
-  elif F == "cbrt":
-    r = libdevice.cbrt(x)
-  elif F == "trunc":
-    r = libdevice.trunc(x)
-  elif F == "round":
-    r = libdevice.round(x)
-  elif F == "rint":
-    r = libdevice.rint(x)
-  elif F == "exp10":
-    r = libdevice.exp10(x)
-  elif F == "erfc":
-    r = libdevice.erfc(x)
-  elif F == "ld.exp":
-    r = libdevice.exp(x)
-  elif F == "ld.sqrt":
-    r = libdevice.sqrt(x)
-  elif F == "ld.floor":
-    r = libdevice.floor(x)
   return r
 
 
@@ -167,31 +121,6 @@ FUNCTIONS = {
     "math.log": (np.log, lambda r, n: _logu(r, 1e-30, 1e30, n), 4),
     "math.sqrt": (np.sqrt, lambda r, n: _logu(r, 1e-30, 1e30, n), 1),
     "math.rsqrt": (lambda x: 1 / np.sqrt(x), lambda r, n: _logu(r, 1e-30, 1e30, n), 2),
-    # libdevice
-    "tanh": (np.tanh, lambda r, n: r.uniform(-10, 10, n), 4),
-    "sinh": (np.sinh, lambda r, n: r.uniform(-20, 20, n), 4),
-    "cosh": (np.cosh, lambda r, n: r.uniform(-20, 20, n), 4),
-    "tan": (np.tan, lambda r, n: r.uniform(-1.5, 1.5, n), 4),
-    "asin": (np.arcsin, lambda r, n: r.uniform(-1, 1, n), 4),
-    "acos": (np.arccos, lambda r, n: r.uniform(-1, 1, n), 4),
-    "atan": (np.arctan, lambda r, n: r.uniform(-50, 50, n), 4),
-    "asinh": (np.arcsinh, lambda r, n: r.uniform(-50, 50, n), 4),
-    "acosh": (np.arccosh, lambda r, n: r.uniform(1.01, 50, n), 4),
-    "atanh": (np.arctanh, lambda r, n: r.uniform(-0.99, 0.99, n), 4),
-    "expm1": (np.expm1, lambda r, n: r.uniform(-5, 5, n), 4),
-    "log1p": (np.log1p, lambda r, n: r.uniform(-0.9, 50, n), 4),
-    "log10": (np.log10, lambda r, n: _logu(r, 1e-30, 1e30, n), 4),
-    "cbrt": (np.cbrt, lambda r, n: r.uniform(-1000, 1000, n), 4),
-    "trunc": (np.trunc, lambda r, n: np.round(r.uniform(-100, 100, n) * 4) / 8, 0.5),
-    # round: halfway cases away from zero (C round), unlike np.round
-    "round": (lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5),
-              lambda r, n: np.round(r.uniform(-100, 100, n) * 4) / 8, 0.5),
-    "rint": (np.rint, lambda r, n: np.round(r.uniform(-100, 100, n) * 4) / 8, 0.5),
-    "exp10": (lambda x: 10.0 ** x, lambda r, n: r.uniform(-30, 30, n), 4),
-    "erfc": (_mp(mpmath.erfc), lambda r, n: r.uniform(-3, 8, n), 4),
-    "ld.exp": (np.exp, lambda r, n: r.uniform(-80, 80, n), 4),
-    "ld.sqrt": (np.sqrt, lambda r, n: _logu(r, 1e-30, 1e30, n), 1),
-    "ld.floor": (np.floor, lambda r, n: np.round(r.uniform(-100, 100, n) * 4) / 8, 0.5),
 }
 
 SPECIALS = {  # exact IEEE results at special inputs, checked in the first lanes
@@ -216,12 +145,6 @@ GROUPS = {
     "roots": ("sqrt", "sqrt_rn", "rsqrt", "abs"),
     "rounding": ("floor", "ceil", "math.exp", "math.log"),
     "math_roots": ("math.sqrt", "math.rsqrt", "", ""),
-    "ld_hyperbolic": ("tanh", "sinh", "cosh", "tan"),
-    "ld_inverse": ("asin", "acos", "atan", "asinh"),
-    "ld_inverse2": ("acosh", "atanh", "expm1", "log1p"),
-    "ld_misc": ("log10", "cbrt", "trunc", "round"),
-    "ld_misc2": ("rint", "exp10", "erfc", "ld.exp"),
-    "ld_same": ("ld.sqrt", "ld.floor", "", ""),
 }
 FP32_ONLY = {"sqrt_rn"}
 CASES = [(g, d) for g in GROUPS for d in ("fp32", "fp64")
@@ -305,22 +228,6 @@ def _fn2(x, y, F: tl.constexpr):
     r = tl.fdiv(x, y, ieee_rounding=True)
   elif F == "math.fdiv":
     r = tl.math.fdiv(x, y)
-  elif F == "atan2":
-    r = libdevice.atan2(x, y)
-  elif F == "pow":
-    r = libdevice.pow(x, y)
-  elif F == "fmod":
-    r = libdevice.fmod(x, y)
-  elif F == "hypot":
-    r = libdevice.hypot(x, y)
-  elif F == "copysign":
-    r = libdevice.copysign(x, y)
-  elif F == "fdim":
-    r = libdevice.fdim(x, y)
-  elif F == "nextafter":
-    r = libdevice.nextafter(x, y)
-  elif F == "remainder":
-    r = libdevice.remainder(x, y)
   return r
 
 
@@ -344,22 +251,11 @@ FUNCTIONS2 = {
     "fdiv": (lambda x, y: x / y, 2),
     "fdiv_ieee": (lambda x, y: x / y, 0.5),
     "math.fdiv": (lambda x, y: x / y, 2),
-    "atan2": (np.arctan2, 4),
-    "pow": (np.power, 4),
-    "fmod": (np.fmod, 0.5),
-    "hypot": (np.hypot, 4),
-    "copysign": (np.copysign, 0.5),
-    "fdim": (lambda x, y: np.where(x > y, x - y, 0.0), 0.5),
-    "nextafter": (None, 0),  # checked against np.nextafter in the dtype
-    "remainder": (np.vectorize(math.remainder), 0.5),  # IEEE remainder (quotient rounded to even)
 }
 GROUPS2 = {
     "div": ("div_rn", "fdiv", "fdiv_ieee", "math.fdiv"),
-    "ld_binary": ("atan2", "pow", "fmod", "hypot"),
-    "ld_binary2": ("copysign", "fdim", "nextafter", "remainder"),
 }
-CASES2 = [("div", "fp32"), ("ld_binary", "fp32"), ("ld_binary", "fp64"), ("ld_binary2", "fp32"),
-          ("ld_binary2", "fp64")]
+CASES2 = [("div", "fp32")]
 
 
 @pytest.mark.parametrize("group,dtype", CASES2, ids=[f"{g}-{d}" for g, d in CASES2])
@@ -368,8 +264,6 @@ def test_math_functions_of_two_arguments(group, dtype):
   rng = np.random.default_rng(4)
   x = (rng.uniform(0.1, 10, N_ELEMS) * rng.choice([-1, 1], N_ELEMS)).astype(NP[dtype])
   y = (rng.uniform(0.1, 10, N_ELEMS) * rng.choice([-1, 1], N_ELEMS)).astype(NP[dtype])
-  if group == "ld_binary":  # pow: positive base
-    x = np.abs(x)
   x[:3] = [1e30, -0.0, 3.0]
   y[:3] = [3e-9, 2.0, 3.0]
   out = np.zeros((4, N_ELEMS), NP[dtype])
@@ -378,37 +272,9 @@ def test_math_functions_of_two_arguments(group, dtype):
       {"F0": fns[0], "F1": fns[1], "F2": fns[2], "F3": fns[3], "BLOCK": BLOCK})
   for k, f in enumerate(fns):
     ref, tol = FUNCTIONS2[f]
-    if f == "nextafter":
-      assert_equal(out[k], np.nextafter(x, y), f"{f} {dtype}")
-      continue
     with np.errstate(all="ignore"):
       exact = ref(x.astype(np.float64), y.astype(np.float64))
     assert_ulp(out[k], exact, dtype, tol, f"{f} {dtype}")
-
-
-@triton.jit
-def predicates_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
-  offs = tl.arange(0, BLOCK)
-  mask = offs < n
-  x = tl.load(x_ptr + offs, mask=mask)
-  tl.store(out_ptr + offs, libdevice.isnan(x) != 0, mask=mask)
-  tl.store(out_ptr + n + offs, libdevice.isinf(x) != 0, mask=mask)
-  tl.store(out_ptr + 2 * n + offs, libdevice.signbit(x) != 0, mask=mask)
-  tl.store(out_ptr + 3 * n + offs, x != x, mask=mask)  # the NaN test by hand
-
-
-@pytest.mark.parametrize("dtype", ["fp32", "fp64"])
-def test_libdevice_predicates(dtype):
-  x = np.array([0.0, -0.0, 1.5, -2.0, np.inf, -np.inf, np.nan, -np.nan, 1e-40, -1e-300] * 3,
-               NP[dtype])
-  n = x.size
-  out = np.zeros((4, n), np.bool_)
-  run(predicates_kernel, {"x_ptr": f"*{dtype}", "out_ptr": "*i1", "n": "i32"}, [x, out, n], (1,),
-      {"BLOCK": 32})
-  assert_equal(out[0], np.isnan(x), "isnan")
-  assert_equal(out[1], np.isinf(x), "isinf")
-  assert_equal(out[2], np.signbit(x), "signbit")
-  assert_equal(out[3], np.isnan(x), "x != x")
 
 
 # ---- scalar math (0-d values) -------------------------------------------------------------------

@@ -449,9 +449,10 @@ def test_in_place_overlapping_load_then_store(dtype, n, block):
 
 
 @triton.jit
-def ptr_int_kernel(addr_ptr, out_ptr, x_ptr, BLOCK: tl.constexpr):
+def ptr_int_kernel(addr_ptr, out_ptr, x_ptr, y_ptr, BLOCK: tl.constexpr):
   """Pointers as integers: loaded addresses turned into pointers (scalar and tensor), and a pointer
-  argument turned into an integer."""
+  argument turned into an integer. (y_ptr is unused: passing y lets checked mode, which checks a
+  pointer made from an integer against every buffer of the call, see that the kernel reads it.)"""
   offs = tl.arange(0, BLOCK)
   a0 = tl.load(addr_ptr)                                   # u64 address of x
   p0 = a0.to(tl.pointer_type(tl.float32))
@@ -463,14 +464,15 @@ def ptr_int_kernel(addr_ptr, out_ptr, x_ptr, BLOCK: tl.constexpr):
   tl.store(out_ptr + 2 * BLOCK, (xi == a0.to(tl.int64)).to(tl.float32))
 
 
-def test_pointers_from_and_to_integers():
+@pytest.mark.parametrize("checked", [False, True])
+def test_pointers_from_and_to_integers(checked):
   block = 16
   x = np.arange(block, dtype=np.float32) + 0.5
   y = -np.arange(block, dtype=np.float32)
   addr = np.array([x.ctypes.data, y.ctypes.data], np.uint64)
   out = np.zeros(2 * block + 1, np.float32)
-  run(ptr_int_kernel, {"addr_ptr": "*u64", "out_ptr": "*fp32", "x_ptr": "*fp32"},
-      [addr, out, x], (1,), {"BLOCK": block})
+  run(ptr_int_kernel, {"addr_ptr": "*u64", "out_ptr": "*fp32", "x_ptr": "*fp32", "y_ptr": "*fp32"},
+      [addr, out, x, y], (1,), {"BLOCK": block}, bounds_check=checked)
   o = np.arange(block)
   assert_equal(out[:block], x, "scalar int -> pointer")
   assert_equal(out[block:2 * block], np.where(o % 2 == 0, x, y), "tensor of int -> pointers")

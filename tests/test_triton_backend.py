@@ -1,4 +1,4 @@
-"""The Triton backend `cpu` (python/jax_triton_cpu/triton_backend): `kernel[grid](...)` without JAX.
+"""The Triton backend `cpu` (python/jax_triton_cpu_backend): `kernel[grid](...)` without JAX.
 
 In-process tests make the CPU driver triton's active driver (the entry point may not be installed
 where the tests run from a source tree); the discovery tests run triton in subprocesses with a
@@ -16,9 +16,9 @@ import triton
 import triton.language as tl
 from triton.backends import Backend, backends
 
-from jax_triton_cpu.triton_backend import compiler as cpu_compiler
-from jax_triton_cpu.triton_backend import driver as cpu_driver
-from jax_triton_cpu.triton_backend import from_numpy
+from jax_triton_cpu_backend import compiler as cpu_compiler
+from jax_triton_cpu_backend import driver as cpu_driver
+from jax_triton_cpu_backend import from_numpy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -338,8 +338,8 @@ class FakeDriver(DriverBase):
 def test_entry_point_makes_cpu_the_active_driver_without_a_gpu(tmp_path):
   result = _run("""
       import numpy as np, triton, triton.language as tl
-      from jax_triton_cpu.triton_backend import from_numpy
-      from jax_triton_cpu.triton_backend.driver import CPUDriver
+      from jax_triton_cpu_backend import from_numpy
+      from jax_triton_cpu_backend.driver import CPUDriver
       assert "cpu" in triton.backends.backends, triton.backends.backends
       assert isinstance(triton.runtime.driver.active, CPUDriver)
 
@@ -367,23 +367,24 @@ def test_importing_triton_keeps_another_active_driver(tmp_path):
       import sys
       sys.path.insert(0, ".")
       import triton
-      from jax_triton_cpu.triton_backend.driver import CPUDriver
+      from jax_triton_cpu_backend.driver import CPUDriver
       print(type(triton.runtime.driver.active).__name__, CPUDriver.is_active())
+      print("jax" in sys.modules)  # a GPU user's `import triton` must not load jax
       """
   result = _run(code, dist_info=dists, tmp_path=tmp_path)
   assert result.returncode == 0, result.stderr
-  assert result.stdout.split() == ["FakeDriver", "False"]
+  assert result.stdout.split() == ["FakeDriver", "False", "False"]
   asked = _run(code, env_extra={"TRITON_DEFAULT_BACKEND": "cpu"}, dist_info=dists, tmp_path=tmp_path)
   assert asked.returncode == 0, asked.stderr
   if cpu_driver.honours_default_backend():
-    assert asked.stdout.split() == ["CPUDriver", "True"]
+    assert asked.stdout.split() == ["CPUDriver", "True", "False"]
   else:  # triton 3.6 has no TRITON_DEFAULT_BACKEND: the variable must change nothing
-    assert asked.stdout.split() == ["FakeDriver", "False"]
+    assert asked.stdout.split() == ["FakeDriver", "False", "False"]
   chosen = _run("""
       import sys
       sys.path.insert(0, ".")
       import triton
-      from jax_triton_cpu.triton_backend.driver import CPUDriver
+      from jax_triton_cpu_backend.driver import CPUDriver
       triton.runtime.driver.set_active(CPUDriver())
       print(type(triton.runtime.driver.active).__name__)
       """, dist_info=dists, tmp_path=tmp_path)
@@ -391,10 +392,39 @@ def test_importing_triton_keeps_another_active_driver(tmp_path):
   assert chosen.stdout.split() == ["CPUDriver"]
 
 
+def test_jax_paths_work_when_triton_was_imported_first(tmp_path):
+  """triton imports our backend first; importing jax_triton_cpu later still registers the FFI
+  handler and Pallas's CPU lowering."""
+  result = _run("""
+      import triton, triton.language as tl
+      import jax, jax.numpy as jnp, numpy as np
+      from jax.experimental import pallas as pl
+      import jax_triton_cpu
+
+      @triton.jit
+      def add_one(x_ptr, out_ptr, BLOCK: tl.constexpr):
+        offs = tl.arange(0, BLOCK)
+        tl.store(out_ptr + offs, tl.load(x_ptr + offs) + 1)
+
+      x = jnp.arange(8, dtype=jnp.float32)
+      out = jax_triton_cpu.triton_call(x, kernel=add_one, grid=(1,),
+                                       out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype), BLOCK=8)
+
+      def double(x_ref, o_ref):
+        o_ref[...] = x_ref[...] * 2
+
+      doubled = jax.jit(pl.pallas_call(double, out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype)))
+      print(np.asarray(out).tolist() == list(range(1, 9)),
+            np.asarray(doubled(x)).tolist() == [2.0 * i for i in range(8)])
+      """, dist_info={"jax_triton_cpu_ep": _declared_entry_point()}, tmp_path=tmp_path)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ["True", "True"]
+
+
 def test_out_of_bounds_access_is_an_error_not_a_crash(tmp_path):
   result = _run("""
       import numpy as np, triton, triton.language as tl
-      from jax_triton_cpu.triton_backend import from_numpy
+      from jax_triton_cpu_backend import from_numpy
 
       @triton.jit
       def wild(x_ptr, offset):

@@ -405,6 +405,55 @@ TEST(FfiHandler, WrongBufferCount) {
                 "2 results");
 }
 
+TEST(FfiHandler, BufferSizesFollowTheArguments) {
+  std::vector<uint64_t> out(3, 99);
+  std::vector<float> x(10);
+  Call call;
+  call.Buffer(false, x);
+  call.Buffer(true, out);
+  call.Kernel("extents_launch", {1, 1, 1}, {1, 0, -1}, {5});
+  ASSERT_EQ(call.Instantiate(), "");
+  ASSERT_EQ(call.Execute(), "");
+  EXPECT_EQ(out, (std::vector<uint64_t>{24, 40, 0}));
+}
+
+// Sends calls with a `ttir` attribute (exported ones) to the test library.
+std::string g_resolved_from;
+std::string RedirectToTestKernels(const PortableLibrary& p, std::string* library,
+                                  std::string* hash) {
+  g_resolved_from = std::string(p.library) + " " + std::string(p.target) + " " +
+                    std::string(p.library_bytes) + " " + std::string(p.ttir) +
+                    " " + std::string(p.compile_options);
+  if (p.target == "bad") return "no library for this host";
+  *library = kTestKernels;
+  *hash = "test-kernels";
+  return "";
+}
+
+TEST(FfiHandler, ExportedCallsAskTheResolverForALibrary) {
+  SetLibraryResolver(RedirectToTestKernels);
+  auto exported = [](Call& c, const std::string& target) {
+    c.Str("library", "/elsewhere/libaxpy.so");
+    c.Str("library_hash", "h");
+    c.Str("target", target);
+    c.Str("library_bytes", "Ynl0ZXM=");
+    c.Str("ttir", "module");
+    c.Str("compile_options", "{}");
+  };
+  EXPECT_EQ(InstantiateError([&](Call& c) { exported(c, "cpu"); }), "");
+  EXPECT_EQ(g_resolved_from, "/elsewhere/libaxpy.so cpu Ynl0ZXM= module {}");
+  EXPECT_EQ(InstantiateError([&](Call& c) { exported(c, "bad"); }),
+            kInvalid + "kernel axpy: no library for this host");
+  // Without `ttir` the path is used as it is.
+  EXPECT_EQ(InstantiateError([](Call& c) {
+              c.Str("library", "/elsewhere/libaxpy.so");
+              c.Str("library_hash", "h");
+            }),
+            kInvalid + "kernel axpy: cannot read kernel library "
+                       "/elsewhere/libaxpy.so: No such file or directory");
+  SetLibraryResolver(nullptr);
+}
+
 TEST(FfiHandler, KernelStatusBecomesError) {
   for (int32_t num_threads : {1, 2}) {
     Call call;

@@ -158,3 +158,13 @@ int32_t fault_launch(void* const* args, uint64_t first, uint64_t last,
   (void)gx;
   return 0;
 }
+
+// extents(out: u64[3], x: any, n: scalar): out = the sizes the runtime passes
+// in args[P + i] (docs/abi.md): out's, x's and the scalar's slot (0).
+int32_t extents_launch(void* const* args, uint64_t first, uint64_t last,
+                       uint32_t gx, uint32_t gy, uint32_t gz) {
+  (void)first, (void)last, (void)gx, (void)gy, (void)gz;
+  uint64_t* out = *(uint64_t* const*)args[0];
+  for (int i = 0; i < 3; ++i) out[i] = *(const uint64_t*)args[3 + i];
+  return 0;
+}

@@ -1,7 +1,9 @@
 """Registers the native `triton_cpu_kernel_call` FFI target with JAX.
 
 The C++ handler (csrc/ffi_handler.cc) implements the custom call described in
-docs/abi.md.  Importing this module registers it for platform "cpu", once.
+docs/abi.md.  Importing this module (which `import jax_triton_cpu` does)
+registers it for platform "cpu", once, so that a process that only
+deserialises a jax.export artifact can run it.
 It must stay importable without the compiler, so it imports nothing of it.
 """
 from __future__ import annotations
@@ -38,6 +40,9 @@ def register() -> None:
     for name, target in _native.registrations().items():
       # api_version=1: the typed FFI.
       jax.ffi.register_ffi_target(name, target, platform="cpu", api_version=1)
+    # Exported calls get a library for this host when XLA instantiates them (portable.py).
+    from . import portable
+    _native.set_library_resolver(portable.resolve)
     _registered = True
 
 

@@ -166,13 +166,18 @@ def _scalar_bits(value: Any, type_id: str) -> int:
 
 def normalize_grid(grid: Any, metaparams: Mapping[str, Any]) -> tuple[int, int, int]:
   """An int, a tuple of up to 3 ints, or a callable(metaparams dict) -> those; padded with 1s."""
-  if callable(grid):
-    grid = grid(metaparams)
-  if isinstance(grid, (int, np.integer)):
-    grid = (grid,)
-  elif len(grid) > 3:
+  given = grid(metaparams) if callable(grid) else grid
+  entries = (given,) if _is_int(given) else given
+  if not isinstance(entries, (tuple, list)) or not all(_is_int(g) for g in entries):
+    source = " (returned by the grid function)" if callable(grid) else ""
+    raise TypeError(f"grid must be an int or a tuple of up to 3 ints, got {given!r}{source}")
+  if len(entries) > 3:
     raise ValueError("`grid` should have three or fewer dimensions.")
-  return tuple(int(g) for g in grid) + (1,) * (3 - len(grid))
+  return tuple(int(g) for g in entries) + (1,) * (3 - len(entries))
+
+
+def _is_int(x: Any) -> bool:
+  return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 def strides_from_shape(shape: Sequence[int]) -> tuple[int, ...]:
@@ -258,14 +263,28 @@ def _wrap_operand(value: Any, param_name: str) -> Any:
     raise NotImplementedError("TransformedRefs are not supported as triton_call arguments")
   if _is_array_operand(value) or isinstance(value, TensorDescriptor):
     return value
-  if _is_tuple_node(value):
+  if _is_tuple_node(value) and not isinstance(value, list):
     return _rebuild_tuple(value, [_wrap_operand(v, param_name) for v in value])
-  if isinstance(value, dict):
+  what = {dict: "a dict", list: "a list", str: "a str", type(None): "None"}.get(type(value))
+  if what is None and not isinstance(value, (bool, int, float, np.generic, tl.constexpr)):
+    what = f"a {type(value).__name__}"
+  if what is not None:
+    hint = {"a list": "; pass an array (jnp.asarray) for a pointer parameter, or a tuple for a "
+                      "tuple parameter",
+            "a str": "; strings can only be given to tl.constexpr parameters",
+            "None": "; there are no None arguments (drop the parameter, or make it a "
+                    "tl.constexpr)"}.get(what, "")
+    shown = "" if value is None else f" ({_shorten(repr(value))})"
     raise TypeError(
-        f"triton_call: the argument for kernel parameter {param_name!r} is a dict; kernel "
-        "arguments must be arrays, Refs, scalars or (nested) tuples of these")
+        f"triton_call: the argument for kernel parameter {param_name!r} is {what}"
+        f"{shown}; arguments of non-constexpr parameters must be arrays, Refs, "
+        f"Python or numpy scalars, or tuples of these{hint}")
   get_type_id(value)  # raises early for values that cannot be passed (e.g. ints beyond 64 bits)
   return _StaticArg(value)
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+  return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _leaves_with_paths(tree: Any) -> list[tuple[tuple[int, ...], Any]]:
@@ -489,6 +508,9 @@ class TritonFunction:
           f"kernel must be a @triton.jit function (optionally wrapped in triton.autotune or "
           f"triton.heuristics), got {kernel!r}")
     self.fn = fn
+    # Computed once, here, under the frontend's lock: dicts of jax and of ours hash the kernel,
+    # and the first hash parses its source, which is not thread-safe on Python 3.11.
+    frontend.source_hash(fn)
     if not hasattr(fn, "_jax_triton_cpu_kernel_cache"):
       fn._jax_triton_cpu_kernel_cache = {}
 
@@ -627,7 +649,20 @@ class TritonFunction:
     kernel = self._kernel_cache.get(key)
     if kernel is None:
       source = frontend.KernelSource(self.fn, spec.signature, spec.constants, spec.attrs, options)
-      kernel = compile_ttir_inplace(source, options)
+      explained = None
+      try:
+        kernel = compile_ttir_inplace(source, options)
+      except triton.compiler.errors.CompilationError as e:
+        tuples = [n for n, t in spec.signature.items() if isinstance(t, tuple)]
+        if not tuples or "tuple" not in str(e):
+          raise
+        explained = TypeError(
+            f"kernel '{self.name}': parameter(s) {tuples} were given tuples, which bind only to "
+            f"parameters the kernel uses as tuples (x[0], ...); Triton's error:\n{e}")
+      if explained is not None:
+        # Raised outside the handler: the frontend's error, whose frames hold triton's MLIR
+        # objects, is freed here rather than kept alive as the context of ours.
+        raise explained
       self._kernel_cache[key] = kernel
       dump_dir = _dump_dir(options.debug)
       if dump_dir:
@@ -737,8 +772,10 @@ def _triton_kernel_call_lowering(
   attributes: dict[str, Any] = dict(kernel_name=launched[0].kernel_name)
   if len(launched) > 1:
     attributes["num_configs"] = np.int32(len(launched))
+  # A call lowered for jax.export carries its libraries and TTIR, to run on any machine.
+  portable = getattr(ctx.module_context.lowering_parameters, "for_export", False)
   for k, call in enumerate(launched):
-    attributes.update(call.attributes(suffix=f"_{k}" if k else ""))
+    attributes.update(call.attributes(suffix=f"_{k}" if k else "", portable=portable))
   if cost_estimate is not None:
     attributes["cost_estimate_json"] = json.dumps(dict(cost_estimate))
   rule = jax.ffi.ffi_lowering(
@@ -761,9 +798,17 @@ class _LaunchCall:
   scalars: tuple[int, ...]
   zeroed: tuple[int, ...]
   num_threads: int
+  target: str            # what an exported call needs to get a library on another machine
+  ttir: str
+  options: compiler.CPUOptions
 
-  def attributes(self, suffix: str) -> dict[str, Any]:
-    return {
+  def attributes(self, suffix: str, portable: bool = False) -> dict[str, Any]:
+    extra = {}
+    if portable:
+      from . import portable as portable_lib
+      extra = {f"{k}{suffix}": v for k, v in portable_lib.embedded_attributes(
+          self.library, self.target, self.ttir, self.options).items()}
+    return {**extra,
         f"library{suffix}": self.library,
         f"library_hash{suffix}": self.library_hash,
         f"symbol{suffix}": self.symbol,
@@ -837,7 +882,8 @@ def _config_call(triton_fn, config, ctx, grid, metaparams, backend_options, zero
   num_threads = compiler.launch_threads(kernel, math.prod(config_grid), options.num_cpu_threads)
   return _LaunchCall(kernel.name, str(kernel.library_path), kernel.library_hash, kernel.symbol,
                      config_grid, tuple(arg_map), tuple(scalars), tuple(config_zeroed),
-                     num_threads)
+                     num_threads, kernel.target, kernel.ttir_generic,
+                     compiler.CPUOptions.parse(compile_options))
 
 
 def _lower_empty_grid(ctx, array_args, aliases, zeroed):
@@ -976,7 +1022,7 @@ def triton_call(
       kernel_kwargs[k] = v
     else:
       metaparams[k] = v
-  bound = triton_fn.signature.bind_partial(*args, **kernel_kwargs)
+  bound = _bind(triton_fn, args, kernel_kwargs)
 
   operands: dict[str, Any] = {}
   has_refs = False
@@ -1033,6 +1079,8 @@ def triton_call(
 
   if isinstance(grid, list):
     grid = tuple(grid)
+  if not callable(grid):
+    normalize_grid(grid, {})  # a malformed grid fails here, not at lowering
   out_flat = triton_kernel_call_p.bind(
       *array_args,
       fn=kernel,
@@ -1050,6 +1098,25 @@ def triton_call(
       metaparams=FrozenDict(metaparams),
   )
   return tree_util.tree_unflatten(out_tree, out_flat)
+
+
+def _bind(triton_fn: "TritonFunction", args: Sequence[Any], kwargs: Mapping[str, Any]):
+  """Binds positional operands, then keywords, to the kernel's parameters, with errors that say
+  which argument went where."""
+  names = triton_fn.param_names
+  signature = f"kernel '{triton_fn.name}' has parameters ({', '.join(names)})"
+  if len(args) > len(names):
+    raise TypeError(
+        f"triton_call got {len(args)} positional arguments, but {signature}. Outputs are not "
+        "passed: out_type fills the parameters left without an argument.")
+  try:
+    return triton_fn.signature.bind_partial(*args, **kwargs)
+  except TypeError as e:
+    taken = ", ".join(f"{n}={_shorten(repr(a), 24)}" for n, a in zip(names, args))
+    raise TypeError(
+        f"triton_call: {e}: {signature}; the {len(args)} positional arguments bind to "
+        f"{taken}. Outputs are not passed: out_type fills the parameters left without an "
+        "argument, so give fewer positional arguments.") from None
 
 
 def _check_aliases(aliases: Mapping[int, int], triton_fn: TritonFunction,

@@ -21,6 +21,8 @@ class CompiledKernel:
   param_types: tuple[str, ...]  # Triton type of each runtime parameter, in order ("*fp32", "i32", ...)
   work_per_program: int | None = None  # elements one program processes; None: not known
   ttir: str = ""
+  ttir_generic: str = ""        # the TTIR compiled (generic op form): exported calls carry it
+  target: str = ""              # Target.key of the CPU the library was compiled for
   llvm_ir: str = ""
   asm: str = ""
 
@@ -39,10 +41,11 @@ def launch_threads(kernel: CompiledKernel, num_programs: int, num_cpu_threads: i
 
 
 def compile_ttir(ttir, options: CPUOptions) -> CompiledKernel:
-  """Compiles TTIR text (generic op form, from frontend.make_ttir), or a frontend.KernelSource (whose TTIR is built
-  only if the disk cache does not have its library yet), into a kernel library."""
+  """Compiles TTIR text (generic op form, from frontend.make_ttir), or a frontend.Source (a
+  KernelSource or TextSource, whose TTIR is built only if the disk cache does not have its library
+  yet), into a kernel library."""
   from . import cache, frontend
-  if isinstance(ttir, frontend.KernelSource):
+  if isinstance(ttir, frontend.Source):
     key = cache.kernel_key(ttir.key)
     kernel = cache.load(key, CompiledKernel)
     if kernel is None:

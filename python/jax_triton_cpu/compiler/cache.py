@@ -151,7 +151,8 @@ def store(key: str, kernel) -> None:
   fields = dataclasses.asdict(kernel)
   directory = os.path.dirname(kernel.library_path)
   texts = {}
-  for name, suffix in (("ttir", "ttir"), ("llvm_ir", "ll"), ("asm", "s")):
+  for name, suffix in (("ttir", "ttir"), ("ttir_generic", "generic.ttir"), ("llvm_ir", "ll"),
+                       ("asm", "s")):
     path = os.path.join(directory, f"{kernel.name}.{suffix}")
     if not os.path.exists(path):
       _write_atomically(path, fields[name])

@@ -6,8 +6,13 @@ language hooks (fp8 conversions, module map); nothing GPU-specific survives into
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 import re
+import tempfile
 import threading
+import types
 from typing import Any, Mapping
 
 from triton.backends.compiler import GPUTarget
@@ -31,6 +36,25 @@ def _frontend_backend_and_options(options: CPUOptions):
       "default_dot_input_precision": options.default_dot_input_precision,
   })
   return backend, gpu_options
+
+
+@functools.cache
+def _libdevice_module() -> types.ModuleType:
+  """What triton.language.extra.libdevice resolves to: CUDA's libdevice, plus fast_tanhf, which
+  triton declares there but implements only for HIP (here it is tanh, symbol __nv_fast_tanhf)."""
+  from triton.language import core
+  from triton.language.extra.cuda import libdevice as cuda
+
+  @core.extern
+  def fast_tanhf(arg0, _semantic=None):
+    return core.extern_elementwise(
+        "", "", [arg0], {(core.dtype("fp32"),): ("__nv_fast_tanhf", core.dtype("fp32"))},
+        is_pure=True, _semantic=_semantic)
+
+  module = types.ModuleType("jax_triton_cpu.libdevice")  # not a module_map key: no lookup loop
+  module.__dict__.update({k: v for k, v in vars(cuda).items() if not k.startswith("__")})
+  module.fast_tanhf = fast_tanhf
+  return module
 
 
 def make_ttir(fn, signature: Mapping[str, str], constants: Mapping[Any, Any],
@@ -63,7 +87,7 @@ def print_generic(module, context) -> str:
   dropped from the text afterwards. The module keeps it: print nothing else from it after this."""
   module.set_attr(_GENERIC_MARKER, ir.builder(context).get_bool_attr(True))
   text = module.str()
-  if f'"builtin.module"' not in text:
+  if '"builtin.module"' not in text:
     raise RuntimeError("triton printed its IR in the custom form; the reader needs the generic form")
   return re.sub(rf"{_GENERIC_MARKER} = true(, )?", "", text)
 
@@ -73,45 +97,40 @@ def print_generic(module, context) -> str:
 _FRONTEND_LOCK = threading.RLock()
 
 
-def generic_form(text: str) -> str:
-  """TTIR text in the custom form (hand-written, or a dump of triton's) in the generic form, through
-  triton's own parser, which knows every op of the installed triton."""
-  import tempfile
-  with tempfile.NamedTemporaryFile("w", suffix=".ttir") as f:
-    f.write(text)
-    f.flush()
-    with _FRONTEND_LOCK:
-      context = ir.context()
-      ir.load_dialects(context)
-      try:
-        module = ir.parse_mlir_module(f.name, context)
-      except RuntimeError as e:  # (MLIR's own diagnostic went to stderr)
-        raise ValueError(f"unreadable Triton IR: {e}") from None
-      module.context = context  # (the module must not outlive its context)
-      return print_generic(module, context)
+def source_hash(fn) -> str:
+  """triton's cache_key of a jit function: the first call parses its source (ast.parse), and so
+  does the first hash(fn) (JITFunction.__hash__ is hash(cache_key)), hence the lock."""
+  with _FRONTEND_LOCK:
+    return fn.cache_key
 
 
 def _make_module(fn, signature, constants, attrs, options):
   with _FRONTEND_LOCK:
-    return _make_module_unlocked(fn, signature, constants, attrs, options)
+    backend, gpu_options = _frontend_backend_and_options(options)
+    context = _new_context(backend)
+    codegen_fns = dict(backend.get_codegen_implementation(gpu_options))
+    codegen_fns["min_dot_size"] = lambda lhs_type, rhs_type: (1, 1, 1)  # any tile size on CPU
+    source = ASTSource(fn, dict(signature), dict(constants), dict(attrs))
+    module_map = {**backend.get_module_map(),
+                  "triton.language.extra.libdevice": _libdevice_module()}
+    module = source.make_ir(_FRONTEND_TARGET, gpu_options, codegen_fns, module_map, context)
+    module.context = context  # the module must not outlive its context (freed in either order)
+    run_ttir_passes(module, context)
+    return module, context
 
 
-def _make_module_unlocked(fn, signature, constants, attrs, options):
-  backend, gpu_options = _frontend_backend_and_options(options)
+def _new_context(backend=None):
+  """A triton MLIR context with every dialect TTIR may use."""
   context = ir.context()
   ir.load_dialects(context)
-  backend.load_dialects(context)
-  codegen_fns = dict(backend.get_codegen_implementation(gpu_options))
-  codegen_fns["min_dot_size"] = lambda lhs_type, rhs_type: (1, 1, 1)  # any tile size works on CPU
-  source = ASTSource(fn, dict(signature), dict(constants), dict(attrs))
-  module = source.make_ir(_FRONTEND_TARGET, gpu_options, codegen_fns, backend.get_module_map(), context)
-  optimize_ttir(module)
-  return module, context
+  (backend or make_backend(_FRONTEND_TARGET)).load_dialects(context)
+  return context
 
 
-def optimize_ttir(module) -> None:
-  """The target-independent TTIR passes, in place (also the triton backend's ttir stage)."""
-  pm = ir.pass_manager(module.context)
+def run_ttir_passes(module, context) -> None:
+  """The target-independent TTIR passes of triton's make_ttir stage (also the Triton backend's
+  ttir stage)."""
+  pm = ir.pass_manager(context)
   pm.enable_debug()
   passes.common.add_inliner(pm)
   passes.ttir.add_rewrite_tensor_descriptor_to_pointer(pm)
@@ -126,15 +145,58 @@ def optimize_ttir(module) -> None:
   pm.run(module, "make_ttir")
 
 
-class KernelSource:
-  """A kernel and its specialisation, whose TTIR is built only when needed: a compile whose
-  library is already in the disk cache skips the frontend (most of a fresh process's compile)."""
+def optimize_ttir_text(text: str) -> tuple[str, str]:
+  """TTIR printed by another MLIR build (such as jaxlib's, for Pallas) -> (generic form, custom
+  form) after the same passes as the frontend's own TTIR.
 
-  def __init__(self, fn, signature: Mapping[str, str], constants: Mapping[Any, Any],
-               attrs: Mapping[tuple, Any], options: CPUOptions):
-    self.fn, self.signature, self.constants = fn, dict(signature), dict(constants)
-    self.attrs, self.options = dict(attrs), options
-    self._texts: tuple[str, str] | None = None
+  The text is parsed in triton's context, which keeps its locations (`loc(...)`), so errors still
+  name source lines. It should be in the generic op form: that reads even where the printer's
+  copy of the Triton dialect spells an op's custom syntax differently."""
+  with _FRONTEND_LOCK:
+    module, context = _parse(text)
+    run_ttir_passes(module, context)
+    custom = module.str()  # first: print_generic leaves the module unverifiable
+    return print_generic(module, context), custom
+
+
+def generic_form(text: str) -> str:
+  """TTIR text in any form (hand-written custom form, a dump of triton's) in the generic form,
+  as it is (no passes)."""
+  with _FRONTEND_LOCK:
+    return print_generic(*_parse(text))
+
+
+def _parse(text: str):
+  """(module, context) of TTIR text, parsed by triton, which keeps its locations."""
+  context = _new_context()
+  with tempfile.TemporaryDirectory() as scratch:
+    path = os.path.join(scratch, "kernel.ttir")
+    with open(path, "w") as f:
+      f.write(text)
+    try:
+      module = ir.parse_mlir_module(path, context)  # triton's bindings parse files only
+    except RuntimeError as e:  # MLIR has printed its diagnostic (op and line) to stderr
+      import triton
+      raise ValueError(f"unreadable Triton IR: triton {triton.__version__} cannot parse it "
+                       f"({e}); MLIR's diagnostic above names the op") from None
+  module.context = context  # the module must not outlive its context
+  return module, context
+
+
+class Source:
+  """TTIR that is built only when needed: a compile whose library is already in the disk cache
+  skips building it (most of a fresh process's compile). Subclasses say how to build it and
+  what it depends on."""
+  _texts: tuple[str, str] | None = None
+
+  @property
+  def key(self) -> str:
+    """A hash of everything the TTIR depends on."""
+    raise NotImplementedError
+
+  def _build(self) -> tuple[str, str]:
+    """(generic form, custom form) of the optimised TTIR."""
+    raise NotImplementedError
 
   @property
   def ttir_generic(self) -> str:
@@ -148,20 +210,50 @@ class KernelSource:
 
   def _make_texts(self) -> tuple[str, str]:
     if self._texts is None:
-      self._texts = make_ttir_texts(self.fn, self.signature, self.constants, self.attrs,
-                                    self.options)
+      self._texts = self._build()
     return self._texts
+
+
+class KernelSource(Source):
+  """A @triton.jit kernel and its specialisation."""
+
+  def __init__(self, fn, signature: Mapping[str, str], constants: Mapping[Any, Any],
+               attrs: Mapping[tuple, Any], options: CPUOptions):
+    self.fn, self.signature, self.constants = fn, dict(signature), dict(constants)
+    self.attrs, self.options = dict(attrs), options
+
+  def _build(self) -> tuple[str, str]:
+    return make_ttir_texts(self.fn, self.signature, self.constants, self.attrs, self.options)
 
   @property
   def key(self) -> str:
     """Everything the TTIR depends on: the source of the kernel and the functions it calls
-    (triton's cache_key), the specialisation, the options and the triton version."""
-    import hashlib
+    (triton's cache_key), where it is, the specialisation, the options and the triton version."""
     import triton
-    with _FRONTEND_LOCK:  # (cache_key parses the kernel's source: ast.parse, as below)
-      source_key = self.fn.cache_key
-    parts = [triton.__version__, source_key, _stable(self.signature),
+    source_key = source_hash(self.fn)
+    # The file and line: TTIR locations (messages of asserts and bounds checks) name them.
+    code = self.fn.fn.__code__
+    parts = [triton.__version__, source_key, code.co_filename, str(code.co_firstlineno),
+             _stable(self.signature),
              _stable(self.constants), _stable(self.attrs), repr(self.options)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+class TextSource(Source):
+  """Unoptimised TTIR text from another producer (Pallas's Triton lowering), in generic op form;
+  optimize_ttir_text runs the TTIR passes on it."""
+
+  def __init__(self, text: str, options: CPUOptions):
+    self.text, self.options = text, options
+
+  def _build(self) -> tuple[str, str]:
+    return optimize_ttir_text(self.text)
+
+  @property
+  def key(self) -> str:
+    """The text (locations included), the options and the triton version (its passes)."""
+    import triton
+    parts = ["text", triton.__version__, self.text, repr(self.options)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 

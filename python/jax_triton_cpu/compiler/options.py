@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Mapping
 
 # GPU launch knobs that jax-triton users pass; accepted so code runs unchanged, with no effect on CPU.
@@ -14,6 +15,14 @@ _GPU_ONLY_OPTIONS = frozenset({
     "waves_per_eu", "matrix_instr_nonkdim", "kpack", "schedule_hint", "backend_name",
 })
 
+# Checked mode for a whole run: every kernel compiled with bounds checks unless its backend_options
+# say otherwise.
+BOUNDS_CHECK_ENV = "JAX_TRITON_CPU_BOUNDS_CHECK"
+
+
+def _env_flag(name: str) -> bool:
+  return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
 
 @dataclasses.dataclass(frozen=True)
 class CPUOptions:
@@ -25,6 +34,15 @@ class CPUOptions:
   enable_fp_fusion: bool = True  # FMA contraction, as on GPUs
   default_dot_input_precision: str = "ieee"
   debug: bool = False
+  # Checked mode: every load, store and atomic is checked against the extent of its buffer
+  # (codegen/bounds.py). None: JAX_TRITON_CPU_BOUNDS_CHECK decides.
+  bounds_check: bool | None = None
+
+  def __post_init__(self):
+    if self.bounds_check is None:
+      object.__setattr__(self, "bounds_check", _env_flag(BOUNDS_CHECK_ENV))
+    else:
+      object.__setattr__(self, "bounds_check", bool(self.bounds_check))
 
   @classmethod
   def parse(cls, backend_options: Mapping[str, Any]) -> "CPUOptions":

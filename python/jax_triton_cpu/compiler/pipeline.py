@@ -10,19 +10,19 @@ from .target import host_target
 
 def compile_ttir(ttir: str, options: CPUOptions) -> CompiledKernel:
   kernel = generate_llvm_ir(ttir, options)
-  library, asm = toolchain.compile_llvm_ir(kernel.llvm_ir, host_target(), kernel.name)
-  return dataclasses.replace(kernel, library_path=library,
-                             library_hash=toolchain.file_hash(library), asm=asm)
+  library, library_hash, asm = toolchain.compile_llvm_ir(kernel.llvm_ir, host_target(), kernel.name)
+  return dataclasses.replace(kernel, library_path=library, library_hash=library_hash, asm=asm)
 
 
 def generate_llvm_ir(ttir: str, options: CPUOptions) -> CompiledKernel:
   """TTIR (generic form) -> LLVM IR for the host CPU: a CompiledKernel without its library yet."""
   module = reader.read_ttir(ttir)
-  llvm_ir, name, trampoline, work = codegen.generate(module, host_target(), options)
+  target = host_target()
+  llvm_ir, name, trampoline, work = codegen.generate(module, target, options)
   return CompiledKernel(
       name=name, library_path="", library_hash="", symbol=trampoline,
       param_types=tuple(_signature_type(p.type) for p in module.kernel.params),
-      work_per_program=work, ttir=ttir, llvm_ir=llvm_ir)
+      work_per_program=work, ttir=ttir, ttir_generic=ttir, target=target.key, llvm_ir=llvm_ir)
 
 
 def _signature_type(t) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 
+import ml_dtypes
 import numpy as np
 from jaxlib.mlir import ir as mlir
 
@@ -34,13 +35,17 @@ def _location(mlir_loc) -> ir.Location | None:
 def _attribute(attr):
   """Converts an MLIR attribute into a Python value (int, float, bool, str, list or ndarray)."""
   # The bindings hand out attributes already cast to their most specific class.
-  if isinstance(attr, (mlir.BoolAttr, mlir.IntegerAttr, mlir.FloatAttr, mlir.StringAttr)):
+  if isinstance(attr, mlir.FloatAttr):
+    return _float(attr)
+  if isinstance(attr, (mlir.BoolAttr, mlir.IntegerAttr, mlir.StringAttr)):
     return attr.value
   if isinstance(attr, (mlir.DenseI32ArrayAttr, mlir.DenseI64ArrayAttr, mlir.DenseBoolArrayAttr)):
     return list(attr)
   if isinstance(attr, mlir.DenseElementsAttr):
     if attr.is_splat:
       return _attribute(attr.get_splat_value())
+    if isinstance(attr, mlir.DenseFPElementsAttr) and _float_dtype(attr.type.element_type):
+      return _dense_floats(attr)
     return np.array(attr)
   if isinstance(attr, mlir.ArrayAttr):
     return [_attribute(a) for a in attr]
@@ -49,6 +54,46 @@ def _attribute(attr):
   if isinstance(attr, mlir.DictAttr):
     return {attr[i].name: _attribute(attr[i].attr) for i in range(len(attr))}
   return str(attr)  # enums and other dialect attributes keep their spelling
+
+
+# MLIR float types -> numpy dtypes, for bit-exact float attributes.
+_FLOAT_DTYPES = {"f16": np.float16, "bf16": ml_dtypes.bfloat16, "f32": np.float32,
+                 "f64": np.float64, "f8E4M3FN": ml_dtypes.float8_e4m3fn,
+                 "f8E5M2": ml_dtypes.float8_e5m2, "f8E4M3FNUZ": ml_dtypes.float8_e4m3fnuz,
+                 "f8E5M2FNUZ": ml_dtypes.float8_e5m2fnuz,
+                 "f8E4M3B11FNUZ": ml_dtypes.float8_e4m3b11fnuz}
+
+
+def _float_dtype(mlir_type):
+  return _FLOAT_DTYPES.get(str(mlir_type))
+
+
+def _float_literal(literal: str, dtype):
+  """One float of MLIR's printed form: a decimal, or (NaNs, infinities) its bits in hex."""
+  if literal.startswith("0x"):
+    return np.array(int(literal, 16), f"u{np.dtype(dtype).itemsize}").view(dtype)[()]
+  return dtype(float(literal))
+
+
+def _float(attr):
+  """A float attribute as a numpy scalar of its own type, bit for bit: `.value` widens to f64,
+  which turns a signalling NaN into a quiet one."""
+  dtype = _float_dtype(attr.type)
+  if dtype is None:
+    return attr.value
+  return _float_literal(str(attr).rpartition(" : ")[0].strip(), dtype)
+
+
+def _dense_floats(attr) -> np.ndarray:
+  """A non-splat dense float attribute as an array of its own type, from its printed form (the
+  bindings convert only f16, f32 and f64 to numpy, and those without NaN payloads' bits)."""
+  dtype = _float_dtype(attr.type.element_type)
+  shape = list(attr.type.shape)
+  body = str(attr).rpartition(" : ")[0].partition("dense<")[2][:-1]
+  if body.startswith('"0x'):  # raw little-endian bytes
+    return np.frombuffer(bytes.fromhex(body[3:-1]), dtype).reshape(shape).copy()
+  literals = body.replace("[", " ").replace("]", " ").replace(",", " ").split()
+  return np.array([_float_literal(v, dtype) for v in literals], dtype).reshape(shape)
 
 
 def _properties_as_attributes(text: str) -> str:

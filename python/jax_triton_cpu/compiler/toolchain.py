@@ -22,8 +22,9 @@ def _optimize(module, target_machine):
   builder.getModulePassManager().run(module, builder)
 
 
-def compile_llvm_ir(llvm_ir: str, target: Target, name: str) -> tuple[str, str]:
-  """Returns (path of the .so, its assembly text), compiling only on a cache miss."""
+def compile_llvm_ir(llvm_ir: str, target: Target, name: str) -> tuple[str, str, str]:
+  """Returns (path of the .so, its content hash, its assembly text), compiling only on a cache
+  miss."""
   key = hashlib.sha256("\0".join(
       [compiler_version(), llvmlite.__version__, target.key, llvm_ir]).encode()).hexdigest()[:32]
   entry = os.path.join(cache_dir(), key)
@@ -35,7 +36,7 @@ def compile_llvm_ir(llvm_ir: str, target: Target, name: str) -> tuple[str, str]:
       built_hash = f.read()
     if verified(library, built_hash):
       with open(asm_path) as f:
-        return library, f.read()
+        return library, built_hash, f.read()
   except OSError:
     pass
   # Missing, partial or corrupt: set aside, rebuilt below (renamed first, so that a process that
@@ -80,4 +81,5 @@ def compile_llvm_ir(llvm_ir: str, target: Target, name: str) -> tuple[str, str]:
   except subprocess.CalledProcessError as e:
     shutil.rmtree(scratch, ignore_errors=True)
     raise RuntimeError(f"linking kernel {name} failed: {e.stderr}") from None
-  return library, asm
+  with open(hash_path) as f:  # (the entry's: another process may have won the rename)
+    return library, f.read(), asm

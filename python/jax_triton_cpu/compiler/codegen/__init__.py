@@ -6,8 +6,9 @@ from llvmlite import ir as llvm
 from .. import inline, ir
 from ..options import CPUOptions
 from ..target import Target
-from . import (abi, atomics, control_flow, debug, dot, elementwise,  # noqa: F401
-               math, memory, reduction, shape, tensor)  # (importing a rule module registers its rules)
+# (importing a rule module registers its rules)
+from . import (abi, atomics, bounds, control_flow, debug, dot, dot_scaled,  # noqa: F401
+               elementwise, libdevice, math, memory, reduction, shape, tensor)
 from .lowering import FunctionLowering
 from .registry import supported
 
@@ -39,9 +40,12 @@ def generate(module: ir.Module, target: Target, options: CPUOptions):
   check_supported(function, function.name)
   llvm_module = llvm.Module(name=function.name)
   llvm_module.triple = target.triple
-  kernel = abi.declare_kernel(llvm_module, function, function.name)
+  kernel = abi.declare_kernel(llvm_module, function, function.name, options.bounds_check)
   lowering = FunctionLowering(function, kernel, target, options, function.name)
-  params, lowering.program_ids, lowering.num_programs = abi.kernel_params(kernel, function)
+  params, lowering.program_ids, lowering.num_programs, extents = abi.kernel_params(
+      kernel, function)
+  if options.bounds_check:
+    lowering.bounds = bounds.Bounds(function, params, extents)
   for v, value in zip(function.params, params):
     lowering.env[v] = value
   lowering.emit_region(function.region)
@@ -51,6 +55,6 @@ def generate(module: ir.Module, target: Target, options: CPUOptions):
         f"tiles, more than the {STACK_LIMIT // 2**20} MiB the CPU backend allows (threads have "
         "8 MiB stacks); use smaller blocks")
   trampoline = abi.define_trampoline(llvm_module, kernel, len(function.params),
-                                     f"{function.name}_launch")
+                                     f"{function.name}_launch", list(extents))
   return str(llvm_module), kernel.name, trampoline.name, lowering.work
 

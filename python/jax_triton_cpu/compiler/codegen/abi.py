@@ -17,35 +17,49 @@ def abi_type(triton_type) -> llvm.Type:
   return T.scalar_type(triton_type)
 
 
-def declare_kernel(module: llvm.Module, function: ir.Function, name: str) -> llvm.Function:
-  params = [abi_type(p.type) for p in function.params] + [T.I32] * 6
+def pointer_params(function: ir.Function) -> list[int]:
+  return [i for i, p in enumerate(function.params) if isinstance(p.type, ir.PointerType)]
+
+
+def declare_kernel(module: llvm.Module, function: ir.Function, name: str,
+                   checked: bool = False) -> llvm.Function:
+  """The kernel function; in checked mode it also takes the byte extent (i64) of each pointer
+  parameter's buffer, after the grid sizes."""
+  extents = pointer_params(function) if checked else []
+  params = [abi_type(p.type) for p in function.params] + [T.I32] * 6 + [T.I64] * len(extents)
   kernel = llvm.Function(module, llvm.FunctionType(llvm.VoidType(), params), name=name)
   for arg, p in zip(kernel.args, function.params):
     arg.name = p.name or ""
-  for arg, n in zip(kernel.args[len(function.params):], PROGRAM_ARGS):
+  names = list(PROGRAM_ARGS) + [f"extent{i}" for i in extents]
+  for arg, n in zip(kernel.args[len(function.params):], names):
     arg.name = n
   return kernel
 
 
 def kernel_params(kernel: llvm.Function, function: ir.Function):
-  """The kernel's parameters, and the program ids and grid sizes."""
+  """The kernel's parameters, the program ids, the grid sizes and {pointer parameter index: its
+  buffer's byte extent} (empty unless checked)."""
   n = len(function.params)
-  return list(kernel.args[:n]), tuple(kernel.args[n:n + 3]), tuple(kernel.args[n + 3:])
+  extents = dict(zip(pointer_params(function), kernel.args[n + 6:]))
+  return (list(kernel.args[:n]), tuple(kernel.args[n:n + 3]), tuple(kernel.args[n + 3:n + 6]),
+          extents)
 
 
-def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int, name: str):
+def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int, name: str,
+                      extents: list[int] = ()):
   """int32_t NAME(void* const* args, uint64_t first, uint64_t last, uint32_t gx, gy, gz):
   runs programs [first, last) of the flattened grid (x fastest); stops at the first program that
-  fails (a device assert) and returns its status. Also defines `const char* NAME_message(void)`,
+  fails (a device assert, an out-of-bounds access in checked mode) and returns its status. For
+  each parameter index i in `extents`, args[n_params + i] points at the byte size of its buffer
+  (docs/abi.md), passed to a checked kernel. Also defines `const char* NAME_message(void)`,
   the calling thread's failure message, and `uint64_t NAME_program(void)`, the flattened id of the
   program the calling thread runs (the runtime names it when kernel code faults)."""
-  status, message = debug.status_globals(module)
   message_fn = llvm.Function(module, llvm.FunctionType(T.PTR, []), name=f"{name}_message")
-  llvm.IRBuilder(message_fn.append_basic_block()).ret(message)
-  program = debug.ThreadLocal(module, T.I64, "jtc.program")
+  builder = llvm.IRBuilder(message_fn.append_basic_block())
+  builder.ret(debug.thread_state(module, builder)[2])
   program_fn = llvm.Function(module, llvm.FunctionType(T.I64, []), name=f"{name}_program")
-  program_builder = llvm.IRBuilder(program_fn.append_basic_block())
-  program_builder.ret(program_builder.load(program, typ=T.I64))
+  builder = llvm.IRBuilder(program_fn.append_basic_block())
+  builder.ret(builder.load(debug.thread_state(module, builder)[1], typ=T.I64))
   fn_type = llvm.FunctionType(T.I32, [T.PTR, T.I64, T.I64, T.I32, T.I32, T.I32])
   fn = llvm.Function(module, fn_type, name=name)
   args, first, last, gx, gy, gz = fn.args
@@ -53,10 +67,15 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
     a.name = n
   entry, loop, done = (fn.append_basic_block(n) for n in ("entry", "loop", "done"))
   b = llvm.IRBuilder(entry)
+  status, program, _ = debug.thread_state(module, b)  # (once: valid for this whole call)
   values = []
   for i, t in enumerate(kernel.function_type.args[:n_params]):
     slot = b.load(b.gep(args, [T.I64(i)], source_etype=T.PTR), typ=T.PTR)
     values.append(b.load(slot, typ=t))
+  extent_values = []
+  for i in extents:
+    slot = b.load(b.gep(args, [T.I64(n_params + i)], source_etype=T.PTR), typ=T.PTR)
+    extent_values.append(b.load(slot, typ=T.I64))
   x0 = b.trunc(b.urem(first, b.zext(gx, T.I64)), T.I32)
   rest = b.udiv(first, b.zext(gx, T.I64))
   y0 = b.trunc(b.urem(rest, b.zext(gy, T.I64)), T.I32)
@@ -72,7 +91,7 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
   # the program's accesses, so the runtime's fault handler sees this program's id. (Free on x86.)
   b._insert(llvm.instructions.StoreAtomicInstr(b.block, i, program, "monotonic", 8))
   b.fence("seq_cst", "singlethread")
-  b.call(kernel, values + [x, y, z, gx, gy, gz])
+  b.call(kernel, values + [x, y, z, gx, gy, gz] + extent_values)
   x1 = b.add(x, T.I32(1))
   wrap_x = b.icmp_unsigned("==", x1, gx)
   y1 = b.select(wrap_x, b.add(y, T.I32(1)), y)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from llvmlite import ir as llvm
 
 from .. import ir
-from . import types as T
+from . import bounds, types as T
 from .elementwise import bf16_to_f32, f32_to_bf16
 from .registry import STATEMENT, register
 
@@ -105,16 +105,26 @@ def _atomic(lo, op, compute):
   mask = values.pop() if op.name == "tt.atomic_rmw" and len(values) == 2 else None
   if not ir.is_tensor(result.type):
     args = [lo.scalar(v) for v in values]
+    pointer = lo.scalar(pointer_operand)
     lo.env[result] = _masked(lo, lo.scalar(mask) if mask is not None else None, element,
-                             lambda: compute(lo.scalar(pointer_operand), *args))
+                             lambda: _checked(lo, op, pointer, lambda: compute(pointer, *args)))
     return
   out = lo.new_buffer(result.type)
   with lo.loop_nest(result.type.shape, 1) as index:
     pointer = lo.evaluate(pointer_operand, index)
     args = [lo.evaluate(v, index) for v in values]
     m = lo.evaluate(mask, index) if mask is not None else None
-    out.store(lo.builder, index, _masked(lo, m, element, lambda: compute(pointer, *args)))
+    out.store(lo.builder, index, _masked(
+        lo, m, element, lambda: _checked(lo, op, pointer, lambda: compute(pointer, *args))))
   lo.env[result] = out
+
+
+def _checked(lo, op, pointer, access):
+  """access(), after checking (in checked mode) the element it touches; runs where the mask is
+  true, so a masked-off element is never checked."""
+  element = T.memory_type(ir.element_type(op.operands[0].type).pointee)
+  bounds.check(lo, op, op.operands[0], pointer, None, 1, False, element)
+  return access()
 
 
 @register(STATEMENT, "tt.atomic_rmw")
@@ -140,13 +150,16 @@ def _element_access(lo, op, value_type, access):
   element = T.scalar_type(value_type)
   if not ir.is_tensor(pointer_operand.type):
     args = [lo.scalar(v) for v in values]
-    return _masked(lo, lo.scalar(mask), element, lambda: access(lo.scalar(pointer_operand), *args))
+    pointer = lo.scalar(pointer_operand)
+    return _masked(lo, lo.scalar(mask), element,
+                   lambda: _checked(lo, op, pointer, lambda: access(pointer, *args)))
   out = lo.new_buffer(ir.TensorType(pointer_operand.type.shape, value_type))
   with lo.loop_nest(pointer_operand.type.shape, 1) as index:
     pointer = lo.evaluate(pointer_operand, index)
     args = [lo.evaluate(v, index) for v in values]
-    out.store(lo.builder, index, _masked(lo, lo.evaluate(mask, index), element,
-                                         lambda: access(pointer, *args)))
+    out.store(lo.builder, index, _masked(
+        lo, lo.evaluate(mask, index), element,
+        lambda: _checked(lo, op, pointer, lambda: access(pointer, *args))))
   return out
 
 

@@ -26,17 +26,19 @@ def _emit_body(lo, block: ir.Block):
 
 
 def _uniform_step(lo, carried: ir.Value, initial: ir.Value, yielded: ir.Value):
-  """The scalar step if the loop moves `carried` by the same amount in every lane
-  (yield carried + splat(step)) and its initial value can be recomputed anywhere; else None."""
+  """The scalar step (a value, or an int) if the loop moves `carried` by the same amount in every
+  lane (yield carried + splat(step), or + a splat constant); else None."""
   op = yielded.op
   if (op is None or op.name not in ("tt.addptr", "arith.addi") or op.operands[0] is not carried
-      or not ir.is_tensor(carried.type) or not lo.plan.cheap(initial)
+      or not ir.is_tensor(carried.type)
       or isinstance(lo.env.get(initial), Shifted)):
     return None
   step = op.operands[1].op
-  if step is None or step.name != "tt.splat":
-    return None
-  return step.operands[0]
+  if step is not None and step.name == "tt.splat":
+    return step.operands[0]
+  if step is not None and step.name == "arith.constant" and isinstance(step.attrs.get("value"), int):
+    return step.attrs["value"]  # a splat of a constant step (BLOCK_K * a stride specialised to 1)
+  return None
 
 
 def _write_slots(lo, values, slots):
@@ -45,9 +47,9 @@ def _write_slots(lo, values, slots):
   staged = []
   for v, slot in zip(values, slots):
     if isinstance(slot, Shifted):  # offset += step
-      offset, step = slot.offset, slot.step
+      offset = slot.offset
       staged.append((offset, lo.builder.add(lo.builder.load(offset.pointer, typ=offset.llvm_type),
-                                            _widen(lo, lo.scalar(step), offset.llvm_type))))
+                                            step_of(lo, slot))))
       continue
     if not isinstance(slot, Buffer):
       staged.append((slot, lo.scalar(v)))
@@ -82,6 +84,8 @@ def _for(lo, op):
       slots.append(lo.new_slot(v.type))
       lo.store_slot(slots[-1], init)
       continue
+    if not lo.plan.cheap(init):
+      lo.env[init] = lo.buffer(init)
     element = ir.element_type(v.type)
     is_pointer = isinstance(element, ir.PointerType)
     offset = lo.new_slot(ir.ScalarType("i64") if is_pointer else element)
@@ -109,6 +113,13 @@ def _for(lo, op):
   b.cbranch(less(following, upper), loop, done)
   b.position_at_end(done)
   _bind_slots(lo, op.results, slots)
+
+
+def step_of(lo, shifted: Shifted):
+  """A Shifted slot's step per iteration, in its offset's type."""
+  if isinstance(shifted.step, int):
+    return llvm.Constant(shifted.offset.llvm_type, shifted.step)
+  return _widen(lo, lo.scalar(shifted.step), shifted.offset.llvm_type)
 
 
 def _trip_count(lower, upper, step) -> int | None:

@@ -16,7 +16,7 @@ from .registry import STATEMENT, register
 MESSAGE_BYTES = 1024
 
 
-class ThreadLocal(llvm.GlobalVariable):
+class _ThreadLocal(llvm.GlobalVariable):
   """A thread_local global (llvmlite spells the storage class where LLVM expects thread_local)."""
 
   def __init__(self, module, value_type, name):
@@ -26,21 +26,41 @@ class ThreadLocal(llvm.GlobalVariable):
     self.initializer = llvm.Constant(value_type, None)
 
 
-def status_globals(module: llvm.Module):
-  """The thread-local failure status (i32) and message buffer of a kernel library."""
-  status = module.globals.get("jtc.status") or ThreadLocal(module, T.I32, "jtc.status")
-  message = module.globals.get("jtc.message") or ThreadLocal(
-      module, llvm.ArrayType(T.I8, MESSAGE_BYTES), "jtc.message")
-  return status, message
+_THREAD_STATE = llvm.LiteralStructType([T.I32, T.I64, llvm.ArrayType(T.I8, MESSAGE_BYTES)])
+
+
+def thread_state(module: llvm.Module, b: llvm.IRBuilder):
+  """Pointers to the calling thread's failure status (i32), current program id (i64) and failure
+  message buffer, which a kernel library keeps in thread-local storage.
+
+  Thread-local storage is reached only through one function that is never inlined: LLVM's x86
+  lowering of a TLS access (a call to __tls_get_addr) assumes the call preserves zmm16-31 and the
+  mask registers, which glibc's slow path (the first access after a dlopen allocates) does not.
+  Around a real call, LLVM saves what is live."""
+  accessor = module.globals.get("jtc.thread_state")
+  if accessor is None:
+    state = _ThreadLocal(module, _THREAD_STATE, "jtc.thread")
+    accessor = llvm.Function(module, llvm.FunctionType(T.PTR, []), name="jtc.thread_state")
+    accessor.linkage = "internal"
+    accessor.attributes.add("noinline")
+    llvm.IRBuilder(accessor.append_basic_block()).ret(state)
+  pointer = b.call(accessor, [])
+  return tuple(b.gep(pointer, [T.I32(0), T.I32(i)], source_etype=_THREAD_STATE) for i in range(3))
 
 
 def _string(lo, text: str):
+  return global_string(lo.module, text)
+
+
+def global_string(module: llvm.Module, text: str):
+  """A private constant C string."""
   data = bytearray(text.encode() + b"\0")
-  name = f"str.{len(lo.module.globals)}"
-  g = llvm.GlobalVariable(lo.module, llvm.ArrayType(T.I8, len(data)), name=name)
+  name = f"str.{len(module.globals)}"
+  g = llvm.GlobalVariable(module, llvm.ArrayType(T.I8, len(data)), name=name)
   g.global_constant = True
   g.linkage = "private"
   g.initializer = llvm.Constant(llvm.ArrayType(T.I8, len(data)), data)
+  g.type = T.PTR  # opaque, so that strings of different lengths can be selected between
   return g
 
 
@@ -90,7 +110,6 @@ def _print(lo, op):
 def _assert(lo, op):
   b = lo.builder
   condition = op.operands[0]
-  status, message = status_globals(lo.module)
   snprintf = T.declare(lo.module, "snprintf", T.I32, [T.PTR, T.I64, T.PTR], var_arg=True)
   where = f" at {op.loc}" if op.loc else ""
   text = op.attrs.get("message", "").replace("%", "%%")
@@ -99,6 +118,7 @@ def _assert(lo, op):
 
   def check(ok):
     with b.if_then(b.not_(ok), likely=False):
+      status, _, message = thread_state(lo.module, b)
       with b.if_then(b.icmp_unsigned("==", b.load(status, typ=T.I32), T.I32(0))):
         b.call(snprintf, [message, T.I64(MESSAGE_BYTES), fmt, *lo.program_ids])
         b.store(T.I32(1), status)

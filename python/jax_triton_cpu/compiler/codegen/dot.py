@@ -1,84 +1,131 @@
-"""tt.dot (and tt.dot_scaled, dequantised first): C = A @ B + acc, 2-D or batched 3-D, as a register-blocked FMA micro-kernel.
+"""tt.dot: C = A @ B + acc, 2-D or batched 3-D. Chooses how by the operand types and the target:
 
-The operands are packed into stack buffers in the compute type (f32 for f16 / bf16 / f32 / tf32
-inputs, f64, or i32 for int8), which also fuses their loads and conversions. The kernel keeps a
-block of MR rows x NV vectors of C in registers over the whole K loop: per k it loads NV vectors of
-B, broadcasts MR scalars of A, and issues MR * NV FMAs.
+- bf16 x bf16 -> f32: AMX tiles (tdpbf16ps) where the target has AMX-BF16, else vdpbf16ps
+  (AVX512-BF16), else FMA on f32;
+- int8 x int8 -> i32: AMX tiles (tdpbssd) with AMX-INT8, else vpdpbusd (AVX512-VNNI / AVX-VNNI),
+  else i32 multiply-adds;
+- anything else: FMA in the compute type (f32 for f16 / bf16 / fp8 / f32 / tf32 inputs, f64).
+
+Every method accumulates in the compute type, as Triton does (f32 for float inputs). bf16 products
+are exact in f32, so the bf16 instructions give the widened FMA result up to the order of the
+additions, except that they treat denormal inputs and results as zero. The operands are packed as
+they are loaded (dot_pack); the register-blocked kernel is dot_kernel, the tile kernel dot_amx.
 """
 from __future__ import annotations
 
-from llvmlite import ir as llvm
+import dataclasses
+import math
+from collections.abc import Callable
 
 from .. import ir
-from . import types as T
+from . import dot_amx, dot_kernel, types as T
+from .dot_pack import new_b, pack_groups, pack_rows
 from .elementwise import convert
 from .lowering import Buffer, Index
 from .registry import STATEMENT, register
 
+F32, F64, I32, I64 = (ir.ScalarType(n) for n in ("f32", "f64", "i32", "i64"))
+BF16, I8 = ir.ScalarType("bf16"), ir.ScalarType("i8")
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  name: str
+  compute: ir.ScalarType  # the accumulator's type
+  operand: ir.ScalarType  # what the packed A and B hold
+  group: int              # K elements one lane multiplies per instruction (B's packing)
+  lanes: int              # columns of B per packed chunk
+  emit: Callable          # (lo, a, b, c, batch, zero) on the packed buffers
+  unsigned_b: bool = False  # B stored as x + 128 (vpdpbusd), corrected by A's row sums
+  panel: int | None = None  # columns of a panel of packed B (what one block of the kernel reads)
+
 
 def _compute_type(result: ir.ScalarType, inputs) -> ir.ScalarType:
   if result.is_int:
-    return ir.ScalarType("i32" if result.bits <= 32 else "i64")
+    return I32 if result.bits <= 32 else I64
   if result.name == "f64" or any(t.name == "f64" for t in inputs):
-    return ir.ScalarType("f64")
-  return ir.ScalarType("f32")
+    return F64
+  return F32
 
 
-def _packed(lo, v: ir.Value, compute: ir.ScalarType) -> Buffer:
-  """`v` in a buffer of the compute type."""
-  source = ir.element_type(v.type)
-  if source == compute and isinstance(lo.env.get(v), Buffer):
-    return lo.env[v]
-  buf = lo.new_buffer(ir.TensorType(v.type.shape, compute))
-  with lo.loop_nest(v.type.shape, lo.lanes_for(v.type, buf.type)) as index:
-    value = T.splat(lo.builder, lo.evaluate(v, index), index.lanes)
-    buf.store(lo.builder, index, convert(lo.builder, value, source, compute))
-  return buf
+def _lanes(n: int, most: int) -> int:
+  """The widest power-of-two vector of at most `most` lanes that divides n."""
+  lanes = 1
+  while lanes * 2 <= most and n % (lanes * 2) == 0:
+    lanes *= 2
+  return lanes
 
 
-def _address(b, buf: Buffer, batch, row, col):
-  dims = (row, col) if batch is None else (batch, row, col)
-  return buf.address(b, Index(dims, 1))
+def _registers(name, compute, operand, step: dot_kernel.Step, unsigned_b=False) -> Method:
+  def emit(lo, a, b, c, batch, zero, steps=None, block_k=None):
+    bias = _row_offsets(lo, a, batch, steps, block_k) if unsigned_b else None
+    dot_kernel.matmul(lo, step, a, b, c, batch, zero, bias, steps)
+  return Method(name, compute, operand, step.group, step.lanes, emit, unsigned_b)
 
 
-def _matmul(lo, a: Buffer, bm: Buffer, c: Buffer, batch, compute: ir.ScalarType):
-  """c[batch] += a[batch] @ bm[batch], in registers block by block."""
+def choose(target, a_type, b_type, result_type, shape) -> Method:
+  """The fastest method the target has for this dot, shape (M, N, K), and its panels of B."""
+  method = _instructions(target, a_type, b_type, result_type, shape)
+  m, n, _ = shape
+  if method.name.startswith("amx"):
+    return dataclasses.replace(method, panel=dot_amx.ROWS)
+  vecs = dot_kernel.block_shape(target, m, n // method.lanes)[1]
+  return dataclasses.replace(method, panel=vecs * method.lanes)
+
+
+def _instructions(target, a_type, b_type, result_type, shape) -> Method:
+  m, n, k = shape
+  compute = _compute_type(result_type, [a_type, b_type])
+  inputs = (a_type.name, b_type.name)
+  if inputs == ("i8", "i8") and compute == I32:
+    if dot_amx.fits(target, "amx-int8", m, n, k):
+      return Method("amx-int8", I32, I8, 4, 16, dot_amx.emitter("amx-int8"))
+    lanes = _lanes(n, 16 if target.vector_bits >= 512 else 8)
+    vnni = (target.has("avx512vnni", "avx512vl") and target.vector_bits >= 512) or \
+        (target.has("avxvnni") and lanes <= 8)
+    if vnni and lanes >= 4:
+      return _registers("vnni", I32, I8, dot_kernel.vnni_step(lanes), unsigned_b=True)
+  if inputs == ("bf16", "bf16") and compute == F32:
+    if dot_amx.fits(target, "amx-bf16", m, n, k):
+      return Method("amx-bf16", F32, BF16, 2, 16, dot_amx.emitter("amx-bf16"))
+    lanes = _lanes(n, 16)
+    if target.has("avx512bf16", "avx512vl") and target.vector_bits >= 512 and lanes >= 4:
+      return _registers("bf16-dp", F32, BF16, dot_kernel.dpbf16_step(lanes))
+  lanes = _lanes(n, max(1, target.vector_bits // compute.bits))
+  return _registers("fma", compute, compute, dot_kernel.fma_step(compute, lanes))
+
+
+def _row_offsets(lo, a: Buffer, batch, steps=None, block_k=None) -> Buffer:
+  """128 * the sum of each row of A (int8): what B stored as x + 128 adds to each row of C. Over
+  all of A, or (deferred dots) its first `steps` K quads, a multiple of block_k / 4."""
   b = lo.builder
-  M, K = a.type.shape[-2:]
-  N = bm.type.shape[-1]
-  element = T.scalar_type(compute)
-  lanes = max(1, min(N, lo.target.vector_bits // compute.bits))
-  nv = min(2, N // lanes)                                   # vectors of C per row in a block
-  mr = min(M, 8 if lo.target.vector_bits >= 512 else 4)   # rows of C in a block
-  vec = T.of_lanes(element, lanes)
-  is_float = compute.is_float
+  m, kp = a.type.shape[-2:]
+  sums = lo.new_buffer(ir.TensorType((m,), I32))
+  width = _lanes(block_k or kp, 64)
+  chunks = kp // width if steps is None else b.udiv(b.mul(steps, T.I32(4)), T.I32(width))
+  with lo.loop(m) as row:
+    total = lo.slot_of(T.of_lanes(T.I32, width))
+    b.store(T.constant(total.llvm_type, 0), total.pointer)
+    with lo.loop(chunks) as chunk_index:
+      k = b.mul(chunk_index, T.I32(width))
+      dims = (row, k) if batch is None else (batch, row, k)
+      chunk = b.load(a.address(b, Index(dims, 1)), typ=T.of_lanes(T.I8, width), align=1)
+      wide = b.sext(chunk, total.llvm_type)
+      b.store(b.add(b.load(total.pointer, typ=total.llvm_type), wide), total.pointer)
+    value = b.load(total.pointer, typ=total.llvm_type)
+    if width > 1:
+      value = lo.call_intrinsic("vector.reduce.add", [value], ret=T.I32, overload=[value.type])
+    b.store(b.mul(value, T.I32(128)), b.gep(sums.pointer, [row], source_etype=T.I32), align=4)
+  return sums
 
-  def fma(x, y, acc):
-    if is_float:
-      return lo.call_intrinsic("fma", [x, y, acc])
-    return b.add(acc, b.mul(x, y))
 
-  with lo.loop(M, mr) as m0, lo.loop(N, nv * lanes) as n0:
-    cols = [b.add(n0, T.I32(j * lanes)) for j in range(nv)]
-    rows = [b.add(m0, T.I32(i)) for i in range(mr)]
-    slots = []
-    for r in rows:
-      for col in cols:
-        slots.append(lo.slot_of(vec))
-        b.store(b.load(_address(b, c, batch, r, col), typ=vec, align=compute.bits // 8),
-                slots[-1].pointer)
-    with lo.loop(K) as k:
-      bs = [b.load(_address(b, bm, batch, k, col), typ=vec, align=compute.bits // 8) for col in cols]
-      for i, r in enumerate(rows):
-        scalar = b.load(_address(b, a, batch, r, k), typ=element)
-        av = T.splat(b, scalar, lanes)
-        for j in range(nv):
-          s = slots[i * nv + j]
-          b.store(fma(av, bs[j], b.load(s.pointer, typ=vec)), s.pointer)
-    for i, r in enumerate(rows):
-      for j, col in enumerate(cols):
-        s = slots[i * nv + j]
-        b.store(b.load(s.pointer, typ=vec), _address(b, c, batch, r, col), align=compute.bits // 8)
+def _is_zero(v: ir.Value) -> bool:
+  """A splat constant +0 (the accumulator of `tl.dot(a, b)`): the sum may start from zero."""
+  op = v.op
+  if op is None or op.name != "arith.constant" or not ir.is_tensor(v.type):
+    return False
+  value = op.attrs.get("value")
+  return isinstance(value, (int, float)) and value == 0 and math.copysign(1.0, value) > 0
 
 
 def _accumulates_in_place(acc: ir.Value, result: ir.Value) -> bool:
@@ -95,110 +142,133 @@ def _accumulates_in_place(acc: ir.Value, result: ir.Value) -> bool:
   return terminator.operands.count(result) == 1 and terminator.operands[slot] is result
 
 
-@register(STATEMENT, "tt.dot")
-def _dot(lo, op):
-  a, bm, acc = op.operands
-  compute = _compute_type(ir.element_type(op.result.type),
-                          [ir.element_type(a.type), ir.element_type(bm.type)])
-  _multiply(lo, op, _packed(lo, a, compute), _packed(lo, bm, compute), acc, compute)
-
-
-def _multiply(lo, op, packed_a: Buffer, packed_b: Buffer, acc: ir.Value, compute: ir.ScalarType):
-  """op's result = packed_a @ packed_b + acc, the operands already in the compute type."""
-  result = op.result
-  result_type = ir.element_type(result.type)
-  c = _packed(lo, acc, compute)
+def _accumulator(lo, acc: ir.Value, result: ir.Value, compute: ir.ScalarType):
+  """The buffer C is summed into, and whether it starts at zero (then it is not read)."""
+  if _is_zero(acc):
+    return lo.new_buffer(ir.TensorType(result.type.shape, compute)), True
+  c = pack_rows(lo, acc, compute)
   if c is lo.env.get(acc) and not _accumulates_in_place(acc, result):
     copy = lo.new_buffer(c.type)  # the accumulator operand's own buffer must stay as it is
     lo.memcpy(copy.pointer, c.pointer, c.nbytes)
     c = copy
-  lo.count_work(result.type.numel * packed_a.type.shape[-1])
-  if result.type.rank == 3:
-    with lo.loop(result.type.shape[0]) as batch:
-      _matmul(lo, packed_a, packed_b, c, batch, compute)
+  return c, False
+
+
+# K elements a deferred dot multiplies at once: dot_kernel's panels of B stay in L1; AMX keeps tiles
+# of C in its registers across them, and reading and writing a 16 x 16 tile of C costs about what
+# 16 tile multiplies (K = 512 bf16) take.
+DEFERRED_K = {"fma": 128, "bf16-dp": 256, "vnni": 512, "amx-bf16": 512, "amx-int8": 1024}
+DEFERRED_BYTES = 1 << 20  # at most this much stack for the deferred operands of one dot
+
+
+def _k_loop(op: ir.Op, acc: ir.Value, result: ir.Value) -> ir.Op | None:
+  """The scf.for whose body runs `acc = tl.dot(a, b, acc)` once per iteration with nothing else
+  reading acc (the K loop of a tutorial matmul), or None."""
+  if not _accumulates_in_place(acc, result) or op.parent is not acc.owner:
+    return None
+  return acc.owner.parent.parent
+
+
+def _deferral(method: Method, loop, shape, kp: int) -> int:
+  """How many iterations' operands a dot in `loop` gathers before multiplying (1: none)."""
+  if loop is None or method.name not in DEFERRED_K:
+    return 1
+  if method.name.startswith("amx") and kp % dot_amx.k_tile(method.name, 1 << 20):
+    return 1  # the gathered K must be whole tile steps
+  *outer, m, n = shape
+  per_iteration = math.prod(outer) * (m + n) * kp * method.operand.bits // 8
+  iterations = min(DEFERRED_K[method.name] // kp, DEFERRED_BYTES // per_iteration)
+  trips = _trip_count(loop)
+  if trips is not None:
+    iterations = min(iterations, trips)
+  return max(1, iterations)
+
+
+def _trip_count(loop) -> int | None:
+  """The loop's trip count when its bounds are constants."""
+  bounds = [o.op.attrs.get("value") if o.op is not None and o.op.name == "arith.constant" else None
+            for o in loop.operands[:3]]
+  if any(not isinstance(x, int) for x in bounds) or bounds[2] <= 0:
+    return None
+  lower, upper, step = bounds
+  return max(0, -(-(upper - lower) // step))
+
+
+def _is_last_iteration(lo, loop):
+  b = lo.builder
+  _, upper, step = (lo.scalar(v) for v in loop.operands[:3])
+  following = b.add(lo.scalar(loop.regions[0].block.args[0]), step)
+  if loop.attrs.get("unsignedCmp", False):
+    return b.icmp_unsigned(">=", following, upper)
+  return b.icmp_signed(">=", following, upper)
+
+
+def _emit(lo, method, a, b, c, rank, zero, steps=None, block_k=None):
+  if rank == 3:
+    with lo.loop(c.type.shape[0]) as batch:
+      method.emit(lo, a, b, c, batch, zero, steps, block_k)
   else:
-    _matmul(lo, packed_a, packed_b, c, None, compute)
-  if compute != result_type:
+    method.emit(lo, a, b, c, None, zero, steps, block_k)
+
+
+def _deferred_dot(lo, method, a, bm, c, loop, iterations: int):
+  """Packs this iteration's A and B after the earlier iterations' and multiplies them all in the
+  last of each `iterations` iterations, or in the loop's last: one pass over C per that many
+  iterations, instead of one per iteration (C is the loop's own accumulator, read by nothing else
+  in the loop, and the sums run over K in the same order)."""
+  b = lo.builder
+  *outer, m, k = a.type.shape
+  n = bm.type.shape[-1]
+  group = method.group
+  kp = -(-k // group) * group
+  depth = iterations * kp
+  # AMX loads 16 rows of A per tile: rows a power of two apart would share a few L1 sets, so they
+  # are one tile row (64 bytes) longer than the K they hold.
+  pad = dot_amx.ROW_BYTES * 8 // method.operand.bits if method.name.startswith("amx") else 0
+  big_a = lo.new_buffer(ir.TensorType((*outer, m, depth + pad), method.operand))
+  big_b = new_b(lo, (*outer, depth // group, n * group), method.operand, group, method.panel)
+  filled = lo.slot_of(T.I32)
+  lo.alloca_builder.store(T.I32(0), filled.pointer)  # and back to 0 after each loop's last flush
+  count = b.load(filled.pointer, typ=T.I32)
+  pack_rows(lo, a, method.operand, group, into=big_a, at=b.mul(count, T.I32(kp)))
+  pack_groups(lo, bm, method.operand, group, method.lanes, method.unsigned_b, into=big_b,
+              at=b.mul(count, T.I32(kp // group)), panel=method.panel)
+  count = b.add(count, T.I32(1))
+  b.store(count, filled.pointer)
+  full = b.icmp_signed("==", count, T.I32(iterations))
+  with b.if_then(b.or_(full, _is_last_iteration(lo, loop))):
+    _emit(lo, method, big_a, big_b, c, c.type.rank, False, b.mul(count, T.I32(kp // group)), kp)
+    b.store(T.I32(0), filled.pointer)
+
+
+@register(STATEMENT, "tt.dot")
+def _dot(lo, op):
+  multiply(lo, op, *op.operands)
+
+
+def multiply(lo, op: ir.Op, a: ir.Value, bm: ir.Value, acc: ir.Value):
+  """op's result = a @ bm + acc (tt.dot's operands, or tt.dot_scaled's dequantised ones)."""
+  result = op.result
+  result_type = ir.element_type(result.type)
+  *_, m, k = a.type.shape
+  n = bm.type.shape[-1]
+  method = choose(lo.target, ir.element_type(a.type), ir.element_type(bm.type), result_type,
+                  (m, n, k))
+  c, zero = _accumulator(lo, acc, result, method.compute)
+  lo.count_work(result.type.numel * k)
+  loop = None if zero else _k_loop(op, acc, result)
+  iterations = _deferral(method, loop, result.type.shape, -(-k // method.group) * method.group)
+  if iterations > 1:
+    _deferred_dot(lo, method, a, bm, c, loop, iterations)
+  else:
+    packed_a = pack_rows(lo, a, method.operand, method.group)
+    packed_b = pack_groups(lo, bm, method.operand, method.group, method.lanes, method.unsigned_b,
+                           panel=method.panel)
+    _emit(lo, method, packed_a, packed_b, c, result.type.rank, zero)
+  if method.compute != result_type:
     out = lo.new_buffer(result.type)
     with lo.loop_nest(result.type.shape, lo.lanes_for(result.type, c.type)) as index:
-      out.store(lo.builder, index, convert(lo.builder, c.load(lo.builder, index), compute, result_type))
+      out.store(lo.builder, index,
+                convert(lo.builder, c.load(lo.builder, index), method.compute, result_type))
     c = out
   lo.env[result] = c
-
-
-# tt.dot_scaled's element types (triton's ScaleDotElemType) and the ones the CPU takes.
-_E4M3, _E5M2, _E2M3, _E3M2, _E2M1, _BF16, _FP16 = range(7)
-_SUPPORTED_SCALED = {_E4M3: "e4m3", _E5M2: "e5m2", _E2M1: "e2m1", _BF16: "bf16", _FP16: "fp16"}
-_F32 = ir.ScalarType("f32")
-
-
-def _e2m1_table(module):
-  """The 16 values of an fp4 (e2m1) code: sign, 2 exponent bits (bias 1), 1 mantissa bit."""
-  table = module.globals.get("e2m1.to_f32")
-  if table is None:
-    values = []
-    for code in range(16):
-      e, m = (code >> 1) & 3, code & 1
-      magnitude = m * 0.5 if e == 0 else 2.0 ** (e - 1) * (1 + m / 2)
-      values.append(-magnitude if code & 8 else magnitude)
-    array = llvm.ArrayType(T.F32, 16)
-    table = llvm.GlobalVariable(module, array, name="e2m1.to_f32")
-    table.global_constant = True
-    table.linkage = "private"
-    table.initializer = llvm.Constant(array, [llvm.Constant(T.F32, v) for v in values])
-  return table
-
-
-def _dequantized(lo, v: ir.Value, scale: ir.Value | None, elem: int, k_axis: int) -> Buffer:
-  """Operand `v` of tt.dot_scaled as f32, its K dimension (`k_axis`) unpacked (e2m1 holds two
-  codes per byte, the lower nibble first) and each value times 2^(scale - 127), the e8m0 scale of
-  its block of 32 along K (a scale of 0xFF is NaN)."""
-  b = lo.builder
-  source = ir.element_type(v.type)
-  stored = _packed(lo, v, source)
-  shape = list(v.type.shape)
-  if elem == _E2M1:
-    shape[k_axis] *= 2
-  out = lo.new_buffer(ir.TensorType(tuple(shape), _F32))
-  scales = _packed(lo, scale, ir.element_type(scale.type)) if scale is not None else None
-  with lo.loop_nest(tuple(shape), 1) as index:
-    dims = list(index.dims)
-    k = dims[k_axis]
-    if elem == _E2M1:
-      dims[k_axis] = b.lshr(k, T.I32(1))
-      byte = b.zext(stored.load(b, Index(tuple(dims), 1)), T.I32)
-      code = b.and_(b.lshr(byte, b.shl(b.and_(k, T.I32(1)), T.I32(2))), T.I32(15))
-      table = _e2m1_table(b.block.function.module)
-      value = b.load(b.gep(table, [T.I32(0), code], inbounds=True, source_etype=table.value_type),
-                     typ=T.F32)
-    else:
-      value = convert(b, stored.load(b, index), source, _F32)
-    if scales is not None:
-      row = index.dims[1 - k_axis]  # M for the left operand, N for the right one
-      exponent = b.zext(scales.load(b, Index((row, b.lshr(k, T.I32(5))), 1)), T.I32)
-      factor = b.bitcast(b.shl(exponent, T.I32(23)), T.F32)
-      factor = b.select(b.icmp_unsigned("==", exponent, T.I32(255)),
-                        llvm.Constant(T.F32, float("nan")), factor)
-      value = b.fmul(value, factor)
-    out.store(b, index, value)
-  return out
-
-
-@register(STATEMENT, "tt.dot_scaled")
-def _dot_scaled(lo, op):
-  """Microscaling dot: both operands dequantised to f32 by their scales, then tt.dot's kernel."""
-  a, bm, acc = op.operands[:3]
-  segments = op.attrs.get("operandSegmentSizes", [1, 1, 1, 0, 0])
-  a_scale = op.operands[3] if segments[3] else None
-  b_scale = op.operands[3 + segments[3]] if segments[4] else None
-  kinds = (op.attrs["a_elem_type"], op.attrs["b_elem_type"])
-  for kind in kinds:
-    if kind not in _SUPPORTED_SCALED:
-      raise NotImplementedError(f"tt.dot_scaled with element type {kind} (fp6) is not supported "
-                                "by the CPU backend")
-  if op.result.type.rank != 2 or not op.attrs.get("lhs_k_pack", True) or \
-      not op.attrs.get("rhs_k_pack", True):
-    raise NotImplementedError("tt.dot_scaled: only 2-D operands packed along K are supported "
-                              "by the CPU backend")
-  _multiply(lo, op, _dequantized(lo, a, a_scale, kinds[0], 1),
-            _dequantized(lo, bm, b_scale, kinds[1], 0), acc, _F32)

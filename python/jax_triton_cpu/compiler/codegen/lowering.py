@@ -118,6 +118,7 @@ class FunctionLowering:
     self.alloca_builder.position_before(entry.terminator)
     self.builder = llvm.IRBuilder(body)
     self.program_ids: tuple = ()
+    self.bounds = None  # bounds.Bounds in checked mode
     self.num_programs: tuple = ()
     self._memo: dict = {}
     # Elements one program processes (loop nests and dot products), None once it depends on a
@@ -273,9 +274,10 @@ class FunctionLowering:
     return max(1, min(tensor_type.shape[-1], self.target.vector_bits // bits))
 
   @contextlib.contextmanager
-  def loop(self, count: int, step: int = 1):
-    """A counted loop (count > 0, a multiple of step); yields the i32 induction variable."""
-    if count == step:
+  def loop(self, count, step: int = 1):
+    """A counted loop (count > 0, a multiple of step; an int, or an i32 value known at run time);
+    yields the i32 induction variable."""
+    if isinstance(count, int) and count == step:
       yield T.I32(0)
       return
     b = self.builder
@@ -289,7 +291,8 @@ class FunctionLowering:
     yield i
     nxt = b.add(i, T.I32(step))
     i.add_incoming(nxt, b.block)
-    b.cbranch(b.icmp_signed("<", nxt, T.I32(count)), body, done)
+    bound = T.I32(count) if isinstance(count, int) else count
+    b.cbranch(b.icmp_signed("<", nxt, bound), body, done)
     b.position_at_end(done)
 
   def count_work(self, elements: int):

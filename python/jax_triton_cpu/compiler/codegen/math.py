@@ -2,8 +2,9 @@
 vectorised calls into glibc's libmvec (exp, log, sin, erf, tanh, pow, ...: one call per SIMD
 register, not one libm call per element), and scalar libm calls where no vector variant exists.
 
-f16 and bf16 compute in f32 and round back, as GPUs do. Also here: tt.extern_elementwise (the
-libdevice functions kernels call through triton.language.extra.libdevice) and tt.clampf.
+f16, bf16 and fp8 compute in f32 and round back, as GPUs do (fp8 `abs` clears the sign bit).
+Also here: tt.clampf. The libdevice
+functions (tt.extern_elementwise) are in libdevice.py.
 """
 from __future__ import annotations
 
@@ -12,38 +13,49 @@ import functools
 
 from llvmlite import ir as llvm
 
-from .. import ir
-from . import types as T
+from . import fp8, types as T
 from .elementwise import _fp, _operand_type, bf16_to_f32, f32_to_bf16
 from .registry import ELEMENTWISE, register
 
 
 def promoted(compute):
-  """Wraps a rule computing in f32 / f64 so that f16 / bf16 operands compute in f32."""
+  """Wraps a rule computing in f32 / f64 so that f16 / bf16 / fp8 operands compute in f32."""
   def rule(lo, op, *args):
     b = lo.builder
     name = _operand_type(op).name
-    if name not in ("f16", "bf16"):
+    if name == "f16":
+      widen, narrow = (lambda a: b.fpext(a, T.of_lanes(T.F32, T.lanes(a)))), \
+          (lambda r: b.fptrunc(r, args[0].type))
+    elif name == "bf16":
+      widen, narrow = (lambda a: bf16_to_f32(b, a)), (lambda r: f32_to_bf16(b, r))
+    elif name in fp8.FORMATS:
+      widen, narrow = (lambda a: fp8.to_f32(b, a, name)), (lambda r: fp8.from_f32(b, r, name))
+    else:
       return compute(lo, op, *args)
-    wide = [bf16_to_f32(b, a) if name == "bf16" else b.fpext(a, T.of_lanes(T.F32, T.lanes(a)))
-            for a in args]
-    result = compute(lo, op, *wide)
+    result = compute(lo, op, *map(widen, args))
     if T.element(result.type) != T.F32:  # predicates give integers
       return result
-    return f32_to_bf16(b, result) if name == "bf16" else b.fptrunc(result, args[0].type)
+    return narrow(result)
   return rule
 
 
 # ---- native instructions -------------------------------------------------------------------------
 
 _INTRINSICS = {
-    "math.sqrt": "sqrt", "tt.precise_sqrt": "sqrt", "math.absf": "fabs", "math.floor": "floor",
+    "math.sqrt": "sqrt", "tt.precise_sqrt": "sqrt", "math.floor": "floor",
     "math.ceil": "ceil", "math.trunc": "trunc", "math.round": "round",
     "math.roundeven": "roundeven", "math.fma": "fma", "math.copysign": "copysign",
 }
 for _name, _intrinsic in _INTRINSICS.items():
   register(ELEMENTWISE, _name)(promoted(
       lambda lo, op, *args, _i=_intrinsic: _fp(lo, lo.call_intrinsic(_i, list(args)))))
+
+
+@register(ELEMENTWISE, "math.absf")
+def _abs(lo, op, x):
+  if _operand_type(op).name in fp8.FORMATS:  # exact, NaN payloads kept (as GPUs do)
+    return lo.builder.and_(x, T.constant(x.type, 0x7F))
+  return promoted(lambda lo, op, x: _fp(lo, lo.call_intrinsic("fabs", [x])))(lo, op, x)
 
 
 @register(ELEMENTWISE, "math.rsqrt")
@@ -58,14 +70,6 @@ def _rsqrt(lo, op, x):
 def _libmvec_has(symbol: str) -> bool:
   try:
     return hasattr(ctypes.CDLL("libmvec.so.1"), symbol)
-  except OSError:
-    return False
-
-
-@functools.cache
-def _libm_has(symbol: str) -> bool:
-  try:
-    return hasattr(ctypes.CDLL("libm.so.6"), symbol)
   except OSError:
     return False
 
@@ -120,13 +124,18 @@ def call_library(lo, name: str, args):
                            [T.I32(start + i) for i in range(native)])
       pieces.append(b.call(fn, [b.shuffle_vector(a, a, mask) for a in args]))
     return _shuffle(b, pieces, n)
-  scalar_name = f"{name}{suffix}"
-  fn = lo.intrinsic(scalar_name, element, [element] * len(args))
+  return per_lane_call(lo, lo.intrinsic(f"{name}{suffix}", element, [element] * len(args)), args)
+
+
+def per_lane_call(lo, fn: llvm.Function, args):
+  """fn (a scalar C function) applied lane by lane; scalar arguments (pointers) go to every call."""
+  b = lo.builder
+  n = max(map(T.lanes, args))
   if n == 1:
     return b.call(fn, args)
-  result = llvm.Constant(args[0].type, llvm.Undefined)
+  result = llvm.Constant(llvm.VectorType(fn.function_type.return_type, n), llvm.Undefined)
   for lane in range(n):
-    value = b.call(fn, [b.extract_element(a, T.I32(lane)) for a in args])
+    value = b.call(fn, [b.extract_element(a, T.I32(lane)) if T.lanes(a) > 1 else a for a in args])
     result = b.insert_element(result, value, T.I32(lane))
   return result
 
@@ -197,101 +206,3 @@ def _clampf(lo, op, x, low, high):
       op.attrs.get("propagateNan") == 65535
   lower, upper = ("maximum", "minimum") if propagate_nan else ("maxnum", "minnum")
   return lo.call_intrinsic(upper, [lo.call_intrinsic(lower, [x, low]), high])
-
-
-# ---- libdevice (tt.extern_elementwise) ----------------------------------------------------------
-
-def _saturate(lo, x):
-  return lo.call_intrinsic("minnum", [lo.call_intrinsic("maxnum", [x, T.constant(x.type, 0.0)]),
-                                      T.constant(x.type, 1.0)])
-
-
-def _isnan(lo, x):
-  return lo.builder.zext(lo.builder.fcmp_unordered("uno", x, x), T.of_lanes(T.I32, T.lanes(x)))
-
-
-def _isinf(lo, x):
-  b = lo.builder
-  inf = T.constant(x.type, float("inf"))
-  return b.zext(b.fcmp_ordered("==", lo.call_intrinsic("fabs", [x]), inf),
-                T.of_lanes(T.I32, T.lanes(x)))
-
-
-def _isfinite(lo, x):
-  b = lo.builder
-  inf = T.constant(x.type, float("inf"))
-  return b.zext(b.fcmp_ordered("<", lo.call_intrinsic("fabs", [x]), inf),
-                T.of_lanes(T.I32, T.lanes(x)))
-
-
-def _signbit(lo, x):
-  b = lo.builder
-  as_int = T.of_lanes(llvm.IntType(32 if T.element(x.type) == T.F32 else 64), T.lanes(x))
-  negative = b.icmp_signed("<", b.bitcast(x, as_int), T.constant(as_int, 0))
-  return b.zext(negative, T.of_lanes(T.I32, T.lanes(x)))
-
-
-def _unary_intrinsic(name):
-  return lambda lo, *args: lo.call_intrinsic(name, list(args))
-
-
-def _binary(method):
-  return lambda lo, x, y: _fp(lo, getattr(lo.builder, method)(x, y))
-
-
-# libdevice base names (without __nv_ and the f suffix) with a direct CPU meaning.
-_LIBDEVICE = {
-    "sqrt": _unary_intrinsic("sqrt"), "fabs": _unary_intrinsic("fabs"),
-    "floor": _unary_intrinsic("floor"), "ceil": _unary_intrinsic("ceil"),
-    "trunc": _unary_intrinsic("trunc"), "round": _unary_intrinsic("round"),
-    "rint": _unary_intrinsic("roundeven"), "nearbyint": _unary_intrinsic("roundeven"),
-    "fma": _unary_intrinsic("fma"), "fmin": _unary_intrinsic("minnum"),
-    "fmax": _unary_intrinsic("maxnum"), "copysign": _unary_intrinsic("copysign"),
-    "rsqrt": lambda lo, x: _fp(
-        lo, lo.builder.fdiv(T.constant(x.type, 1.0), lo.call_intrinsic("sqrt", [x]))),
-    "rcp": lambda lo, x: _fp(lo, lo.builder.fdiv(T.constant(x.type, 1.0), x)),
-    "saturate": _saturate, "isnan": _isnan, "isinf": _isinf, "isfinite": _isfinite,
-    "finite": _isfinite, "signbit": _signbit,
-    "add": _binary("fadd"), "sub": _binary("fsub"), "mul": _binary("fmul"),
-    "div": _binary("fdiv"),
-}
-# Rounding-mode variants (_rn, _rz, _ru, _rd) compute in round-to-nearest on the CPU.
-_ROUNDING_SUFFIXES = ("_rn", "_rz", "_ru", "_rd")
-_TYPED_ARITHMETIC = ("add", "sub", "mul", "div", "rcp", "sqrt")  # __nv_fadd_rn, __nv_dadd_rn, ...
-_PREDICATES = ("isnan", "isinf", "isfinite", "finite", "signbit")
-
-
-def _libdevice_base(symbol: str, element: llvm.Type) -> str:
-  """__nv_tanhf -> tanh, __nv_fast_expf -> exp, __nv_fadd_rn -> add, __nv_isnand -> isnan."""
-  name = symbol.removeprefix("__nv_").removeprefix("fast_")
-  if name.endswith(_ROUNDING_SUFFIXES):
-    name = name[:-3]
-  if name[:1] in ("f", "d") and name[1:] in _TYPED_ARITHMETIC:
-    return name[1:]
-  if element == T.F32 and name.endswith("f"):
-    return name[:-1]
-  if element == T.F64 and name.endswith("d") and name[:-1] in _PREDICATES:
-    return name[:-1]
-  return name
-
-
-@register(ELEMENTWISE, "tt.extern_elementwise")
-def _extern_elementwise(lo, op, *args):
-  symbol = op.attrs.get("symbol", "")
-  kinds = {ir.element_type(v.type).name for v in op.operands}
-  if not kinds <= {"f16", "bf16", "f32", "f64"}:
-    raise lo.error(op, f"libdevice function '{symbol}' on {sorted(kinds)} is not supported by "
-                       "the CPU backend")
-
-  @promoted
-  def compute(lo, op, *values):
-    element = T.element(values[0].type)
-    base = _libdevice_base(symbol, element)
-    if base in _LIBDEVICE:
-      return _LIBDEVICE[base](lo, *values)
-    suffix = "f" if element == T.F32 else ""
-    if _libm_has(base + suffix):
-      return call_library(lo, base, list(values))
-    raise lo.error(op, f"libdevice function '{symbol}' is not supported by the CPU backend")
-
-  return compute(lo, op, *args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from llvmlite import ir as llvm
 
 from .. import ir
-from . import types as T
+from . import bounds, types as T
 from .lowering import Index, _size_of
 from .registry import ELEMENTWISE, SCALAR, STATEMENT, TENSOR, register
 
@@ -107,6 +107,7 @@ def load(lo, op: ir.Op, pointer, mask, other, contiguous: bool):
   n = max(T.lanes(pointer), T.lanes(mask) if mask is not None else 1,
           T.lanes(other) if other is not None else 1)
   vec = llvm.VectorType(element, n)
+  bounds.check(lo, op, op.operands[0], pointer, mask, n, contiguous, element)
   if mask is None and (n == 1 or contiguous):
     value = b.load(_first(b, pointer), typ=T.of_lanes(element, n), align=align)
     return _from_memory(b, value, result_type)
@@ -148,12 +149,13 @@ def _scalar_load(lo, op):
                            lo.scalar(other) if other is not None else None, False)
 
 
-def store(lo, value_type, pointer, value, mask, contiguous: bool):
+def store(lo, op, value_type, pointer, value, mask, contiguous: bool):
   """Stores one chunk (or a scalar) of `value` through `pointer`, where `mask` allows."""
   b = lo.builder
   n = max(T.lanes(pointer), T.lanes(value), T.lanes(mask) if mask is not None else 1)
   value = _to_memory(b, value, value_type)
   align = _size_of(T.element(value.type))
+  bounds.check(lo, op, op.operands[0], pointer, mask, n, contiguous, T.element(value.type))
   if mask is None and (n == 1 or contiguous):
     b.store(T.splat(b, value, n), _first(b, pointer), align=align)
     return
@@ -179,12 +181,12 @@ def _store(lo, op):
   mask = rest[0] if rest else None
   value_type = ir.element_type(value.type)
   if not ir.is_tensor(ptr.type):
-    store(lo, value_type, lo.scalar(ptr), lo.scalar(value),
+    store(lo, op, value_type, lo.scalar(ptr), lo.scalar(value),
           lo.scalar(mask) if mask is not None else None, False)
     return
   shape = ptr.type.shape
   with lo.loop_nest(shape, lo.lanes_for(value.type)) as index:
     pointer = lo.evaluate(ptr, index)
-    store(lo, value_type, pointer, lo.evaluate(value, index),
+    store(lo, op, value_type, pointer, lo.evaluate(value, index),
           lo.evaluate(mask, index) if mask is not None else None,
           T.lanes(pointer) > 1 and _contiguous(lo, ptr, index.lanes))

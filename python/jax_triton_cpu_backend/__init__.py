@@ -7,7 +7,10 @@ kernel library over the grid with the same C++ runtime (library cache, OpenMP la
 guard) as the XLA FFI handler. The driver is active only where no other driver is (a machine
 without a GPU), or when asked for (TRITON_DEFAULT_BACKEND=cpu, triton.runtime.driver.set_active).
 
-Triton imports this package while `import triton` runs: keep its imports light and free of jax.
+Triton imports this package while `import triton` runs, on every machine where ours is installed
+(GPU machines too), so it is a package of its own, apart from jax_triton_cpu, whose import loads
+jax and registers the FFI handler: it imports triton alone, and jax_triton_cpu's compiler and runtime
+only when a CPU kernel is compiled or launched.
 """
 from .arrays import HostTensor, from_numpy
 

@@ -6,8 +6,6 @@ import struct
 
 from triton.backends import driver as _triton_driver
 
-from ..compiler import launch_threads
-
 
 def _decompose_descriptor_36(arg):
   """triton 3.6's host descriptor as the TTIR descriptor-to-pointer pass expects it (3.9 adds
@@ -75,6 +73,10 @@ def _flatten(signature, arg, out):
 class CPULauncher:
 
   def __init__(self, src, metadata):
+    # Imported here: triton imports this module while `import triton` runs, and jax_triton_cpu
+    # imports jax, which only a CPU launch needs.
+    from jax_triton_cpu.compiler import launch_threads
+    self.launch_threads = launch_threads
     self.name = metadata.name
     self.signature = tuple(src.signature.values())
     # Fast path: no tuples or descriptors, so argument i is parameter slots[i] or a constexpr.
@@ -102,7 +104,7 @@ class CPULauncher:
     slots = self.slots(args)
     if enter_hook is not None:
       enter_hook(launch_metadata)
-    threads = launch_threads(self.metadata, gx * gy * gz, self.metadata.num_cpu_threads)
+    threads = self.launch_threads(self.metadata, gx * gy * gz, self.metadata.num_cpu_threads)
     function.launch(slots, gx, gy, gz, threads)
     if exit_hook is not None:
       exit_hook(launch_metadata)

@@ -23,8 +23,8 @@ class CPUUtils:
   def load_binary(self, name, reference, shared, device):
     """Loads the library a `cpulib` reference names (compiler.make_library); a library missing
     from our disk cache, or changed since it was built, is rebuilt from the reference's LLVM IR."""
-    from .._native_loader import _native
-    from ..compiler.cache import verified
+    from jax_triton_cpu._native_loader import _native
+    from jax_triton_cpu.compiler.cache import verified
     from .compiler import build_library
     ref = json.loads(reference)
     if not verified(ref["library"], ref["hash"]):

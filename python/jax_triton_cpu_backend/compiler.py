@@ -63,7 +63,7 @@ class CPUBackendOptions:
     return hashlib.sha256(key.encode()).hexdigest()
 
   def compiler_options(self):
-    from ..compiler.options import CPUOptions
+    from jax_triton_cpu.compiler.options import CPUOptions
     return CPUOptions(num_warps=self.num_warps, num_stages=self.num_stages,
                       num_cpu_threads=self.num_cpu_threads, enable_fast_math=self.enable_fast_math,
                       enable_fp_fusion=self.enable_fp_fusion,
@@ -78,7 +78,7 @@ _TUPLE_FIELDS = ("supported_fp8_dtypes", "deprecated_fp8_dot_operand_dtypes",
 @functools.cache
 def host_arch() -> str:
   """The host CPU's LLVM name (e.g. "znver3"), or JAX_TRITON_CPU_TARGET's."""
-  from ..compiler.target import host_target
+  from jax_triton_cpu.compiler.target import host_target
   return host_target().cpu
 
 
@@ -98,8 +98,8 @@ class CPUBackend(BaseBackend):
     return target.backend == "cpu"
 
   def hash(self) -> str:
-    from ..compiler.cache import compiler_version
-    from ..compiler.target import host_target
+    from jax_triton_cpu.compiler.cache import compiler_version
+    from jax_triton_cpu.compiler.target import host_target
     return f"jax_triton_cpu-{compiler_version()}-{host_target().key}"
 
   def parse_options(self, opts) -> CPUBackendOptions:
@@ -143,13 +143,13 @@ class CPUBackend(BaseBackend):
 
 
 def make_ttir(module):
-  from ..compiler import frontend
-  frontend.optimize_ttir(module)
+  from jax_triton_cpu.compiler import frontend
+  frontend.run_ttir_passes(module, module.context)
   return module
 
 
 def make_llir(module, metadata, options: CPUBackendOptions) -> str:
-  from ..compiler import frontend, pipeline
+  from jax_triton_cpu.compiler import frontend, pipeline
   kernel = pipeline.generate_llvm_ir(frontend.print_generic(module, module.context),
                                      options.compiler_options())
   metadata.update(name=kernel.name, symbol=kernel.symbol, param_types=list(kernel.param_types),
@@ -165,8 +165,8 @@ def make_library(llvm_ir: str, metadata) -> bytes:
 
 def build_library(llvm_ir: str, name: str, symbol: str) -> dict:
   """Builds (or finds in our disk cache) the library of `llvm_ir`; returns its reference."""
-  from ..compiler import toolchain
-  from ..compiler.target import host_target
-  library, _ = toolchain.compile_llvm_ir(llvm_ir, host_target(), name)
-  return {"library": library, "hash": toolchain.file_hash(library), "name": name,
+  from jax_triton_cpu.compiler import toolchain
+  from jax_triton_cpu.compiler.target import host_target
+  library, library_hash, _ = toolchain.compile_llvm_ir(llvm_ir, host_target(), name)
+  return {"library": library, "hash": library_hash, "name": name,
           "symbol": symbol, "llvm_ir": llvm_ir}
