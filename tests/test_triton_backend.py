@@ -392,6 +392,16 @@ def test_importing_triton_keeps_another_active_driver(tmp_path):
   assert chosen.stdout.split() == ["CPUDriver"]
 
 
+def test_compiled_kernels_are_kept_apart_from_a_gpus():
+  """triton's JIT caches compiled kernels per device key; a GPU driver's keys are its device
+  indices (0, 1, ...), so the CPU's key must be none of them (found on a CUDA machine: after
+  set_active(CPUDriver()), a kernel compiled for GPU 0 was launched on host tensors)."""
+  x = np.zeros(16, np.float32)
+  add_kernel[(1,)](from_numpy(x), from_numpy(x), from_numpy(x), 16, BLOCK=16)
+  keys = [k for k, v in add_kernel.device_caches.items() if v[0]]
+  assert keys and not any(isinstance(k, int) for k in keys), keys
+
+
 def test_jax_paths_work_when_triton_was_imported_first(tmp_path):
   """triton imports our backend first; importing jax_triton_cpu later still registers the FFI
   handler and Pallas's CPU lowering."""

@@ -142,7 +142,9 @@ class CPUDriver(DriverBase):
     return GPUTarget("cpu", host_arch(), 1)
 
   def get_current_device(self):
-    return 0
+    # triton's JIT keeps compiled kernels per device key: an int would share the cache of that
+    # GPU's device (set_active beside a CUDA driver then launched CUDA kernels on host pointers).
+    return "cpu"
 
   def set_current_device(self, device):
     pass
