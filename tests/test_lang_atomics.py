@@ -2,9 +2,11 @@
 every `sem` and `scope`, int and float dtypes; contention from many programs on a few addresses,
 run as program ranges from several Python threads at once (lang_util.run_threaded: the launch
 trampoline is thread-safe); a spin lock built from atomic_cas + atomic_xchg around a non-atomic
-read-modify-write.
+read-modify-write; atomic_poll (matches, timeouts, waiting for another thread).
 
 Float data is integer-valued where several programs add to one address, so any order is exact."""
+import time
+
 import numpy as np
 import pytest
 import triton
@@ -341,3 +343,71 @@ def test_atomic_load_and_store_of_scalars():
   flags = np.array([5, 0], np.int32)
   run(atomic_load_store_kernel, {"flag_ptr": "*i32"}, [flags], (1,))
   np.testing.assert_array_equal(flags, [5, 6])
+
+
+# ---- atomic_poll --------------------------------------------------------------------------------
+
+HAS_POLL = hasattr(tl, "atomic_poll")
+
+
+@triton.jit
+def poll_kernel(flag_ptr, out_ptr, expected, timeout_ns, N: tl.constexpr, SEM: tl.constexpr):
+  offs = tl.arange(0, N)
+  tl.store(out_ptr + offs, tl.atomic_poll(flag_ptr + offs, expected, sem=SEM,
+                                          timeout_ns=timeout_ns))
+
+
+@triton.jit
+def poll_forever_kernel(flag_ptr, out_ptr, expected):
+  tl.store(out_ptr, tl.atomic_poll(flag_ptr, expected))
+
+
+@pytest.mark.skipif(not HAS_POLL, reason="this triton has no tl.atomic_poll")
+@pytest.mark.parametrize("dtype", ["i16", "i32", "i64"])
+@pytest.mark.parametrize("sem", ["relaxed", "acquire"])
+def test_atomic_poll_matches_or_times_out(dtype, sem):
+  """Elements holding the expected value are true at once; the others are false once the shared
+  budget is spent (50 ms here, spent once: the whole poll takes about that, not 50 ms each)."""
+  flags = np.array([7, 3, 7, 0, 7, 7, 1, 7], NP[dtype])
+  out = np.zeros(8, np.bool_)
+  start = time.perf_counter()
+  run(poll_kernel, {"flag_ptr": f"*{dtype}", "out_ptr": "*i1", "expected": dtype,
+                    "timeout_ns": "i64"}, [flags, out, 7, 50_000_000], (1,), {"N": 8, "SEM": sem})
+  elapsed = time.perf_counter() - start
+  np.testing.assert_array_equal(out, flags == 7)
+  assert 0.05 <= elapsed < 5, elapsed
+
+
+@pytest.mark.skipif(not HAS_POLL, reason="this triton has no tl.atomic_poll")
+def test_atomic_poll_zero_timeout_loads_once():
+  flags = np.array([1, 0], np.int32)
+  out = np.zeros(2, np.bool_)
+  run(poll_kernel, {"flag_ptr": "*i32", "out_ptr": "*i1", "expected": "i32", "timeout_ns": "i64"},
+      [flags, out, 1, 0], (1,), {"N": 2, "SEM": "acquire"})
+  np.testing.assert_array_equal(out, [True, False])
+
+
+_POLL_SCRIPT = """
+import threading, time
+import numpy as np
+import test_lang_atomics as t
+from lang_util import compiled, launch
+flag, out = np.zeros(1, np.int32), np.zeros(1, np.bool_)
+c = compiled(t.poll_forever_kernel, {"flag_ptr": "*i32", "out_ptr": "*i1", "expected": "i32"})
+statuses = []
+waiter = threading.Thread(target=lambda: statuses.append(launch(c, [flag, out, 5], (1,))))
+waiter.start()
+time.sleep(0.2)
+assert waiter.is_alive() and not out[0]  # still waiting: nothing wrote the flag yet
+flag[0] = 5  # another thread writes it
+waiter.join(10)
+assert not waiter.is_alive() and statuses == [0] and out[0], (statuses, out)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not HAS_POLL, reason="this triton has no tl.atomic_poll")
+def test_atomic_poll_without_timeout_waits_for_another_thread():
+  """In a subprocess with a timeout: a poll that never sees the store hangs."""
+  result = run_python(_POLL_SCRIPT, timeout=60)
+  assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]

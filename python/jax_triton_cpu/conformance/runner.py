@@ -20,11 +20,12 @@ PLUGIN = "jax_triton_cpu.conformance.plugin"
 
 
 def _rootdir(test_file: str) -> str:
-  """The highest of the test file's three nearest ancestors that holds a conftest.py (upstream's
-  --device option and fixtures live in python/test/conftest.py)."""
+  """The highest of the test file's five nearest ancestors that holds a conftest.py or a
+  pytest.ini: upstream's --device option and fixtures live in python/conftest.py (triton 3.9;
+  python/test/conftest.py before), the markers in the repository's pytest.ini."""
   root = directory = os.path.dirname(os.path.abspath(test_file))
-  for _ in range(3):
-    if os.path.exists(os.path.join(directory, "conftest.py")):
+  for _ in range(5):
+    if any(os.path.exists(os.path.join(directory, f)) for f in ("conftest.py", "pytest.ini")):
       root = directory
     directory = os.path.dirname(directory)
   return root

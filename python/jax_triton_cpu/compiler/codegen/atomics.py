@@ -1,4 +1,5 @@
-"""Atomics: tt.atomic_rmw and tt.atomic_cas, on scalars or element by element on tensors.
+"""Atomics: tt.atomic_rmw, tt.atomic_cas, tt.atomic_load / store and tt.atomic_poll, on scalars or
+element by element on tensors.
 
 Masked-off elements do not touch memory. Orderings follow the op's memory semantics; the scope
 (gpu / cta / sys) means nothing on a CPU, where every atomic is system-wide.
@@ -185,3 +186,73 @@ def _atomic_store(lo, op):
     return llvm.Constant(T.scalar_type(value_type), 0)
 
   _element_access(lo, op, value_type, store)
+
+
+_CLOCK_MONOTONIC = 1  # Linux's clockid_t
+
+
+def _now_ns(lo):
+  """CLOCK_MONOTONIC in nanoseconds (i64), from the C library's clock_gettime."""
+  b = lo.builder
+  timespec = llvm.LiteralStructType([T.I64, T.I64])
+  slot = lo.slot_of(timespec)
+  clock = T.declare(lo.module, "clock_gettime", T.I32, [T.I32, T.PTR])
+  b.call(clock, [T.I32(_CLOCK_MONOTONIC), slot.pointer])
+  seconds = b.load(b.gep(slot.pointer, [T.I32(0), T.I32(0)], source_etype=timespec), typ=T.I64)
+  nanos = b.load(b.gep(slot.pointer, [T.I32(0), T.I32(1)], source_etype=timespec), typ=T.I64)
+  return b.add(b.mul(seconds, T.I64(1_000_000_000)), nanos)
+
+
+def _poll(lo, op, pointer, expected, deadline):
+  """Spins until *pointer == expected (i1 true) or, with a deadline, until the clock passes it
+  (false); loads at least once."""
+  b = lo.builder
+  element = expected.type
+  loop = lo.llvm_function.append_basic_block("poll")
+  wait = lo.llvm_function.append_basic_block("poll.wait")
+  done = lo.llvm_function.append_basic_block("poll.end")
+  b.branch(loop)
+  b.position_at_end(loop)
+  seen = b.load_atomic(pointer, "monotonic", align=element.width // 8, typ=element)
+  matched = b.icmp_unsigned("==", seen, expected)
+  b.cbranch(matched, done, wait)
+  b.position_at_end(wait)
+  if lo.target.triple.startswith("x86_64"):  # tell the core this is a spin-wait loop
+    b.call(lo.intrinsic("llvm.x86.sse2.pause", llvm.VoidType(), []), [])
+  if deadline is None:
+    b.branch(loop)
+  else:
+    b.cbranch(b.icmp_unsigned(">=", _now_ns(lo), deadline), done, loop)
+  b.position_at_end(done)
+  result = b.phi(T.I1)
+  result.add_incoming(T.I1(1), loop)
+  if deadline is not None:
+    result.add_incoming(T.I1(0), wait)
+  return result
+
+
+@register(STATEMENT, "tt.atomic_poll")
+def _atomic_poll(lo, op):
+  """tl.atomic_poll: waits until each element holds its expected value, or until the op's time
+  budget (timeout_ns, shared by all elements) is spent; then an acquire fence if asked for.
+  Programs of one launch run on as many threads as the launch has, not all at once: a poll that
+  waits for a program the same thread has yet to run ends only by its timeout."""
+  b = lo.builder
+  pointer_operand, expected, *timeout = op.operands
+  deadline = None
+  if timeout:  # (saturated: a budget of 2^64 - 1 ns never runs out)
+    deadline = lo.call_intrinsic("uadd.sat", [_now_ns(lo), lo.scalar(timeout[0])])
+  shape = pointer_operand.type.shape if ir.is_tensor(pointer_operand.type) else None
+
+  def poll(pointer, value):
+    return _checked(lo, op, pointer, lambda: _poll(lo, op, pointer, value, deadline))
+
+  if shape is None:
+    lo.env[op.result] = poll(lo.scalar(pointer_operand), lo.scalar(expected))
+  else:
+    out = lo.new_buffer(op.result.type)
+    with lo.loop_nest(shape, 1) as index:
+      out.store(b, index, poll(lo.evaluate(pointer_operand, index), lo.evaluate(expected, index)))
+    lo.env[op.result] = out
+  if op.attrs.get("sem", 2) == 2:
+    b.fence("acquire")
