@@ -51,7 +51,8 @@ class Kernel {
   }
 
   // `slots` holds one little-endian 64-bit slot per kernel parameter (a
-  // pointer's address or a scalar's bits).  Runs without the GIL; a failed
+  // pointer's address or a scalar's bits), then one per parameter with its
+  // buffer's extent in bytes (docs/abi.md: args[P + i]).  Runs without the GIL; a failed
   // program or a fault of kernel code raises RuntimeError.
   void Launch(nb::bytes slots, int64_t gx, int64_t gy, int64_t gz,
               int num_threads) {

@@ -453,6 +453,22 @@ def test_out_of_bounds_access_is_an_error_not_a_crash(tmp_path):
   assert result.stdout.strip().endswith("[0.0, 0.0, 1.0, 0.0]")
 
 
+@triton.jit
+def store_at_kernel(x_ptr, offset):
+  tl.store(x_ptr + offset + tl.arange(0, 4), 1.0)
+
+
+def test_checked_mode_names_an_out_of_bounds_store():
+  """bounds_check=True (or JAX_TRITON_CPU_BOUNDS_CHECK=1): an access past its tensor's extent is
+  an error before it happens, naming kernel and source line; in range, the kernel runs."""
+  x = np.zeros(8, np.float32)
+  with pytest.raises(RuntimeError, match=r"store_at_kernel.*test_triton_backend.py:\d+"):
+    store_at_kernel[(1,)](from_numpy(x), 6, bounds_check=True)
+  assert not x.any()
+  store_at_kernel[(1,)](from_numpy(x), 4, bounds_check=True)
+  np.testing.assert_array_equal(x, [0, 0, 0, 0, 1, 1, 1, 1])
+
+
 def test_torch_cpu_tensors():
   torch = pytest.importorskip("torch")  # the only test that needs torch
   x, y = torch.rand(3000), torch.rand(3000)
@@ -462,3 +478,8 @@ def test_torch_cpu_tensors():
   a = torch.arange(16, dtype=torch.float32)
   add_kernel[(1,)](a[8:], a[8:], out, 8, BLOCK=8)  # a view: its own data_ptr
   assert torch.equal(out[:8], 2 * a[8:])
+  # checked mode bounds a tensor by the end of its storage
+  store_at_kernel[(1,)](a[8:], 4, bounds_check=True)
+  assert torch.equal(a[12:], torch.ones(4))
+  with pytest.raises(RuntimeError, match="store_at_kernel"):
+    store_at_kernel[(1,)](a[8:], 5, bounds_check=True)

@@ -33,6 +33,12 @@ class HostTensor:
   def numel(self) -> int:
     return self.array.size
 
+  def extent(self) -> int:
+    """Bytes from data_ptr() to the end of the array's memory (checked mode's bound)."""
+    import numpy as np
+    byte_bounds = getattr(np.lib, "array_utils", np).byte_bounds  # numpy >= 2 moved it
+    return byte_bounds(self.array)[1] - self._address
+
   def __repr__(self):
     return f"HostTensor({self.array!r})"
 

@@ -24,10 +24,13 @@ BINARY_EXT = "cpulib"
 class CPUBackendOptions:
   """Options of `kernel[grid](..., **options)` on CPU. Triton's frontend and JIT read the fields
   they read from CUDA's options, so those are here too; the CPU ones are num_cpu_threads,
-  enable_fast_math, enable_fp_fusion."""
+  enable_fast_math, enable_fp_fusion, bounds_check."""
   num_cpu_threads: int = 0  # OpenMP threads for one launch; 0 = all cores
   enable_fast_math: bool = False
   enable_fp_fusion: bool = True  # FMA contraction, as on GPUs
+  # Checked mode: every access is checked against its tensor's extent (an out-of-bounds one is a
+  # RuntimeError naming kernel, source line and offset). None: JAX_TRITON_CPU_BOUNDS_CHECK decides.
+  bounds_check: Optional[bool] = None
   num_warps: int = 4  # accepted, no effect on CPU
   num_ctas: int = 1
   num_stages: int = 3  # accepted, no effect on CPU
@@ -57,6 +60,9 @@ class CPUBackendOptions:
                        "thread-block clusters; use num_ctas=1.")
     if self.num_cpu_threads < 0:
       raise ValueError(f"num_cpu_threads must be >= 0 (0 = all cores), got {self.num_cpu_threads}")
+    if self.bounds_check is None:  # resolved here, so that triton's cache key holds it
+      from jax_triton_cpu.compiler.options import CPUOptions
+      object.__setattr__(self, "bounds_check", CPUOptions().bounds_check)
 
   def hash(self) -> str:
     key = "_".join(f"{k}-{v}" for k, v in sorted(self.__dict__.items()))
@@ -68,7 +74,7 @@ class CPUBackendOptions:
                       num_cpu_threads=self.num_cpu_threads, enable_fast_math=self.enable_fast_math,
                       enable_fp_fusion=self.enable_fp_fusion,
                       default_dot_input_precision=self.default_dot_input_precision,
-                      debug=self.debug)
+                      debug=self.debug, bounds_check=self.bounds_check)
 
 
 _TUPLE_FIELDS = ("supported_fp8_dtypes", "deprecated_fp8_dot_operand_dtypes",

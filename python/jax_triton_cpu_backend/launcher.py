@@ -30,6 +30,22 @@ def _pointer(arg) -> int:
   return data_ptr()
 
 
+_UNBOUNDED = (1 << 64) - 1
+
+
+def _extent(arg) -> int:
+  """Bytes a checked kernel may access from a pointer argument on: to the end of a torch tensor's
+  storage or of a from_numpy array; unbounded for a raw address or another object."""
+  extent = getattr(arg, "extent", None)
+  if extent is not None:
+    return extent()
+  storage = getattr(arg, "untyped_storage", None)
+  if storage is not None:
+    storage = storage()
+    return storage.data_ptr() + storage.nbytes() - arg.data_ptr()
+  return _UNBOUNDED
+
+
 def _float_bits(dtype_name):
   import ml_dtypes
   import numpy as np
@@ -86,6 +102,11 @@ class CPULauncher:
     self.converters = [c for _, c in converters]
     self.struct = struct.Struct("<" + "".join(f for f, _ in converters))
     self.metadata = metadata
+    # After the parameters' slots, one per parameter: its buffer's extent in bytes, which only a
+    # checked (bounds_check) library reads (docs/abi.md); zeros for the others.
+    self.pointers = [i for i, t in enumerate(metadata.param_types) if t.startswith("*")]
+    self.checked = bool(getattr(metadata, "bounds_check", False))
+    self.no_extents = bytes(8 * len(self.converters))
 
   def slots(self, args) -> bytes:
     if self.flat:
@@ -97,7 +118,13 @@ class CPULauncher:
     if len(values) != len(self.converters):
       raise TypeError(f"kernel {self.name} takes {len(self.converters)} runtime parameters, "
                       f"got {len(values)} values")
-    return self.struct.pack(*[c(v) for c, v in zip(self.converters, values)])
+    slots = self.struct.pack(*[c(v) for c, v in zip(self.converters, values)])
+    if not self.checked:
+      return slots + self.no_extents
+    extents = [0] * len(values)
+    for i in self.pointers:
+      extents[i] = _extent(values[i])
+    return slots + struct.pack(f"<{len(extents)}Q", *extents)
 
   def __call__(self, gx, gy, gz, stream, function, packed_metadata, launch_metadata, enter_hook,
                exit_hook, *args):
