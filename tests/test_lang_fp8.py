@@ -256,3 +256,70 @@ def test_fp8_abs_and_fma(name):
   with np.errstate(invalid="ignore", over="ignore"):
     exact = wide.astype(np.float64) * wide + wide  # exact in f64, as one f32 fma rounds it
   assert_fp8_equal(got_fma, fp8_round(exact.astype(np.float32), name), name, f"fma {name}")
+
+
+# ---- float8e4b15 (triton's custom type; conversions in compiler/fp8e4b15.py) ---------------------
+
+def _e4b15_values() -> np.ndarray:
+  """The value of each of the 256 codes, from the format: sign, 4 exponent bits with bias 15,
+  3 mantissa bits, subnormals, no infinities or NaN."""
+  codes = np.arange(256)
+  sign = np.where(codes & 0x80, -1.0, 1.0)
+  e, m = (codes >> 3) & 15, codes & 7
+  return sign * np.where(e == 0, m / 8 * 2.0 ** -14, (1 + m / 8) * 2.0 ** (e - 15.0))
+
+
+def _to_e4b15(x) -> np.ndarray:
+  """CUDA's fp16 -> fp8e4b15: the nearest code, ties away from zero, magnitudes (NaN too)
+  saturated at 1.75."""
+  x = np.asarray(x, np.float64)
+  positive = _e4b15_values()[:128]
+  mag = np.minimum(np.where(np.isnan(x), 1.75, np.abs(x)), 1.75)
+  i = np.clip(np.searchsorted(positive, mag, side="right") - 1, 0, 127)
+  j = np.minimum(i + 1, 127)
+  up = (mag - positive[i] >= positive[j] - mag) & (j > i)
+  return (np.where(up, j, i) | np.where(np.signbit(x), 0x80, 0)).astype(np.uint8)
+
+
+@triton.jit
+def e4b15_kernel(x_ptr, h_ptr, f_ptr, BLOCK: tl.constexpr):
+  offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+  x = tl.load(x_ptr + offs)
+  tl.store(h_ptr + offs, x.to(tl.float16))
+  tl.store(f_ptr + offs, x.to(tl.float32))
+
+
+@triton.jit
+def to_e4b15_kernel(x_ptr, out_ptr, BLOCK: tl.constexpr):
+  offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+  tl.store(out_ptr + offs, tl.load(x_ptr + offs).to(tl.float8e4b15))
+
+
+def test_fp8e4b15_widens_exactly():
+  codes = np.arange(256, dtype=np.uint8)
+  h, f = np.zeros(256, np.float16), np.zeros(256, np.float32)
+  run(e4b15_kernel, {"x_ptr": "*fp8e4b15", "h_ptr": "*fp16", "f_ptr": "*fp32"}, [codes, h, f],
+      (1,), {"BLOCK": 256})
+  assert_same_floats(h, _e4b15_values().astype(np.float16), "fp8e4b15 -> fp16")
+  assert_same_floats(f, _e4b15_values().astype(np.float32), "fp8e4b15 -> fp32")
+
+
+def test_fp8e4b15_from_every_fp16():
+  x = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+  out = np.zeros(1 << 16, np.uint8)
+  run(to_e4b15_kernel, {"x_ptr": "*fp16", "out_ptr": "*fp8e4b15"}, [x, out], (64,), {"BLOCK": 1024})
+  np.testing.assert_array_equal(out, _to_e4b15(x))
+
+
+def test_fp8e4b15_from_fp32_rounds_to_fp16_toward_zero_first():
+  rng = np.random.default_rng(3)
+  x = np.concatenate([rng.normal(0, 0.5, 4000), rng.uniform(-2 ** -14, 2 ** -14, 4000),
+                      [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30, 3.0, -1.7]]).astype(np.float32)
+  x = np.resize(x, 8192)
+  out = np.zeros(8192, np.uint8)
+  run(to_e4b15_kernel, {"x_ptr": "*fp32", "out_ptr": "*fp8e4b15"}, [x, out], (8,), {"BLOCK": 1024})
+  with np.errstate(over="ignore", invalid="ignore"):
+    nearest = x.astype(np.float16)
+    toward_zero = np.where(np.abs(nearest.astype(np.float64)) > np.abs(x.astype(np.float64)),
+                           np.nextafter(nearest, np.float16(0)), nearest)
+  np.testing.assert_array_equal(out, _to_e4b15(toward_zero))

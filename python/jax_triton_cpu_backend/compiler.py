@@ -39,7 +39,7 @@ class CPUBackendOptions:
   ir_override: Optional[str] = None
   launch_cooperative_grid: bool = False
   launch_pdl: bool = False
-  supported_fp8_dtypes: Tuple[str, ...] = ("fp8e4nv", "fp8e5")
+  supported_fp8_dtypes: Tuple[str, ...] = ("fp8e4nv", "fp8e5", "fp8e4b15")
   deprecated_fp8_dot_operand_dtypes: Tuple[str, ...] = ()
   default_dot_input_precision: str = "ieee"
   allowed_dot_input_precisions: Tuple[str, ...] = ("ieee", "tf32", "tf32x3", "bf16x3", "bf16x6")
@@ -125,8 +125,8 @@ class CPUBackend(BaseBackend):
     return (metadata.num_warps, metadata.num_ctas, metadata.shared)
 
   def get_codegen_implementation(self, options):
-    import triton.language.extra.cuda as cuda
-    return {"convert_custom_types": cuda.convert_custom_float8_sm80,
+    from jax_triton_cpu.compiler import fp8e4b15  # CUDA's conversions are inline PTX
+    return {"convert_custom_types": fp8e4b15.convert_custom_types,
             "min_dot_size": lambda lhs_type, rhs_type: (1, 1, 1)}  # any tile size works on CPU
 
   def get_module_map(self):

@@ -19,6 +19,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource, make_backend
 from triton._C.libtriton import ir, passes
 
+from . import fp8e4b15
 from .options import CPUOptions
 
 # sm_89: the oldest target with every fp8 type JAX has, and below sm_90 so that tensor descriptors are
@@ -110,6 +111,7 @@ def _make_module(fn, signature, constants, attrs, options):
     context = _new_context(backend)
     codegen_fns = dict(backend.get_codegen_implementation(gpu_options))
     codegen_fns["min_dot_size"] = lambda lhs_type, rhs_type: (1, 1, 1)  # any tile size on CPU
+    codegen_fns["convert_custom_types"] = fp8e4b15.convert_custom_types  # CUDA's are inline PTX
     source = ASTSource(fn, dict(signature), dict(constants), dict(attrs))
     module_map = {**backend.get_module_map(),
                   "triton.language.extra.libdevice": _libdevice_module()}
