@@ -419,6 +419,54 @@ def test_noinline_functions():
   assert_equal(f, np.sqrt(np.float32(fs) ** 2 + np.arange(programs, dtype=np.float32) ** 2))
 
 
+@triton.jit
+def _step_by_sign(x, pid):
+  """Early returns from inside ifs: branches between blocks in TTIR."""
+  if pid == 0:
+    return x + 1
+  elif pid == 1:
+    return x * 2
+  return x - 3
+
+
+@triton.jit
+def early_return_callee_kernel(x_ptr, out_ptr, BLOCK: tl.constexpr):
+  pid = tl.program_id(0)
+  offs = pid * BLOCK + tl.arange(0, BLOCK)
+  x = tl.load(x_ptr + offs)
+  if pid < 3:  # the call inside an if of the kernel
+    x = _step_by_sign(x, pid)
+  tl.store(out_ptr + offs, x)
+
+
+def test_called_function_with_early_returns():
+  programs, block = 4, 16
+  x = np.arange(programs * block, dtype=np.int32).reshape(programs, block)
+  out = np.zeros_like(x)
+  run(early_return_callee_kernel, {"x_ptr": "*i32", "out_ptr": "*i32"}, [x, out], (programs,),
+      {"BLOCK": block})
+  assert_equal(out, np.stack([x[0] + 1, x[1] * 2, x[2] - 3, x[3]]))
+
+
+@triton.jit
+def _store_unless_first(ptr, pid):
+  if pid == 0:
+    return
+  tl.store(ptr + pid, pid)
+
+
+@triton.jit
+def early_return_store_kernel(out_ptr):
+  pid = tl.program_id(0)
+  if pid < 3:  # (at the kernel's top level, triton's inliner takes the function's branches in)
+    _store_unless_first(out_ptr, pid)
+
+
+def test_called_function_with_an_early_return_and_a_store_is_refused():
+  with pytest.raises(NotImplementedError, match="_store_unless_first.*returns early"):
+    run(early_return_store_kernel, {"out_ptr": "*i32"}, [np.zeros(4, np.int32)], (4,))
+
+
 @triton.constexpr_function
 def _next_pow2(n):
   return 1 << (int(n) - 1).bit_length()

@@ -7,13 +7,10 @@ inside them keep meaning the caller's (unlike triton-cpu, which reads the wrong 
 from __future__ import annotations
 
 from . import ir
+from .if_convert import convertible, if_convert
 
-
-def _replace_uses(old: ir.Value, new: ir.Value):
-  for user in list(old.uses):
-    user.operands = [new if v is old else v for v in user.operands]
-    new.uses.append(user)
-  old.uses.clear()
+# Ops whose region the code generator runs on vectors of lanes: it must be one block.
+_LANE_REGIONS = ("tt.reduce", "tt.scan", "tt.map_elementwise")
 
 
 def _clone_block(block: ir.Block, mapping: dict) -> ir.Block:
@@ -52,10 +49,13 @@ def _inline_block(block: ir.Block, functions: dict, depth: int):
     if depth > 64:
       raise NotImplementedError(f"recursive function calls are not supported (at {op.loc})")
     callee = functions[op.attrs["callee"].lstrip("@")]
-    if len(callee.region.blocks) > 1:
-      raise NotImplementedError(
-          f"function '{callee.name}' returns early (from inside an if); only kernels may do that "
-          f"on the CPU backend (at {op.loc})")
+    if len(callee.region.blocks) > 1:  # an early return: branches between blocks
+      if not convertible(callee.region.blocks):
+        raise NotImplementedError(
+            f"function '{callee.name}' returns early (from inside an if) and loads, stores or "
+            f"has loops: only kernels may do that on the CPU backend (at {op.loc})")
+      callee.region.blocks = [if_convert(callee.region.blocks)]
+      callee.region.blocks[0].parent = callee.region
     body = callee.body
     if body.terminator.name != "tt.return" or any(
         o.name == "tt.return" for inner in body.ops[:-1] for o in ir.walk_op(inner)):
@@ -67,7 +67,7 @@ def _inline_block(block: ir.Block, functions: dict, depth: int):
     for o in inlined:
       o.parent = block
     for result, returned in zip(op.results, body.terminator.operands):
-      _replace_uses(result, mapping.get(returned, returned))
+      ir.replace_uses(result, mapping.get(returned, returned))
     for v in op.operands:
       v.uses.remove(op)
     block.ops[position:position + 1] = inlined
@@ -81,8 +81,17 @@ def _wrap(ops: list) -> ir.Block:
 
 
 def inline_calls(module: ir.Module) -> ir.Function:
-  """The kernel with every call inlined."""
+  """The kernel with every call inlined, and the regions the code generator runs on lanes made
+  of one block each."""
   kernel = module.kernel
   for block in kernel.region.blocks:
     _inline_block(block, module.functions, 0)
+  for block in kernel.region.blocks:
+    for op in ir.walk(block):
+      if op.name in _LANE_REGIONS and len(op.regions[0].blocks) > 1:
+        if not convertible(op.regions[0].blocks):
+          raise NotImplementedError(f"the function of {op.name} has loops or side effects in "
+                                    f"branches, not supported by the CPU backend (at {op.loc})")
+        op.regions[0].blocks = [if_convert(op.regions[0].blocks)]
+        op.regions[0].blocks[0].parent = op.regions[0]
   return kernel

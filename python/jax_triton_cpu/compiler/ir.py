@@ -233,6 +233,14 @@ class Module:
     return public[0]
 
 
+def replace_uses(old: Value, new: Value):
+  """Makes every user of `old` use `new` instead."""
+  for user in list(old.uses):
+    user.operands = [new if v is old else v for v in user.operands]
+    new.uses.append(user)
+  old.uses.clear()
+
+
 def walk_op(op: Op):
   """Yields `op` and every op nested in its regions."""
   yield op

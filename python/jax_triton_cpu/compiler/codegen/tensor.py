@@ -103,9 +103,63 @@ def _num_programs(lo, op):
 
 @register(TENSOR, "tt.map_elementwise")
 def _map_elementwise(lo, value, index: Index):
-  """tl.map_elementwise: the scalar function's body, run on whole lane chunks."""
+  """tl.map_elementwise: the scalar function's body, run on whole lane chunks. With pack = p the
+  function takes p consecutive elements of each operand (along the flattened tensor) and returns
+  p of each result: on a chunk of n lanes (a multiple of p), operand lanes j, j + p, ... go to
+  its j-th argument of that operand, and the j-th values of a result come back to those lanes."""
   op = value.op
-  if op.attrs.get("pack", 1) != 1:
-    raise lo.error(op, "tl.map_elementwise with pack > 1 is not supported by the CPU backend")
-  args = lo.elementwise_args(op, index)
-  return lo.apply_region(op.regions[0].block, args)[value.index]
+  pack = op.attrs.get("pack", 1)
+  if pack == 1:
+    return lo.apply_region(op.regions[0].block, lo.elementwise_args(op, index))[value.index]
+  if value.type.shape[-1] % pack:
+    raise lo.error(op, f"tl.map_elementwise with pack={pack} needs a last dimension that is a "
+                   f"multiple of it, got shape {list(value.type.shape)}")
+  if index.lanes % pack or pack & (pack - 1):  # one lane at a time, from its whole pack
+    return lo.per_lane(index, lambda one: _packed_lane(lo, value, one, pack))
+  b = lo.builder
+  n = index.lanes
+  args = [T.splat(b, a, n) for a in lo.elementwise_args(op, index)]
+  strided = [llvm.Constant(llvm.VectorType(T.I32, n // pack), [T.I32(i) for i in range(j, n, pack)])
+             for j in range(pack)]
+  split = [b.shuffle_vector(a, a, strided[j]) if n > pack else b.extract_element(a, T.I32(j))
+           for a in args for j in range(pack)]
+  results = lo.apply_region(op.regions[0].block, split)
+  parts = [T.splat(b, r, n // pack) for r in results[value.index * pack:(value.index + 1) * pack]]
+  return _interleave(b, parts)
+
+
+def _packed_lane(lo, value, one: Index, pack: int):
+  """Lane `one` of a packed map_elementwise: its pack's operands, one result."""
+  b = lo.builder
+  op = value.op
+  position = b.urem(one.dims[-1], T.I32(pack))
+  first = b.sub(one.dims[-1], position)
+  args = []
+  for operand in op.operands:
+    for j in range(pack):
+      at = Index(one.dims[:-1] + (b.add(first, T.I32(j)),), 1)
+      args.append(lo.evaluate(operand, at))
+  results = lo.apply_region(op.regions[0].block, args)[value.index * pack:(value.index + 1) * pack]
+  chosen = results[0]
+  for j in range(1, pack):
+    chosen = b.select(b.icmp_unsigned("==", position, T.I32(j)), results[j], chosen)
+  return chosen
+
+
+def _interleave(b, parts):
+  """Vectors p_0 .. p_{k-1} of m lanes -> one of k * m lanes: p_0[0], p_1[0], ..., p_0[1], ..."""
+  k = len(parts)
+  m = T.lanes(parts[0])
+  if m == 1:
+    vec = llvm.Constant(llvm.VectorType(parts[0].type, k), llvm.Undefined)
+    for j, p in enumerate(parts):
+      vec = b.insert_element(vec, p, T.I32(j))
+    return vec
+  while len(parts) > 1:  # concatenate them all, then pick lanes
+    joined = [b.shuffle_vector(parts[i], parts[i + 1], llvm.Constant(
+        llvm.VectorType(T.I32, 2 * T.lanes(parts[i])), [T.I32(x) for x in range(2 * T.lanes(parts[i]))]))
+        for i in range(0, len(parts) - 1, 2)]
+    parts = joined + ([parts[-1]] if len(parts) % 2 else [])
+  whole = parts[0]
+  order = [T.I32(j * m + i) for i in range(m) for j in range(k)]
+  return b.shuffle_vector(whole, whole, llvm.Constant(llvm.VectorType(T.I32, k * m), order))
