@@ -467,6 +467,28 @@ def test_called_function_with_an_early_return_and_a_store_is_refused():
     run(early_return_store_kernel, {"out_ptr": "*i32"}, [np.zeros(4, np.int32)], (4,))
 
 
+@triton.jit
+def _nothing_on_the_taken_path(x):
+  never = False
+  if never:
+    return x
+
+
+@triton.jit
+def poison_kernel(out_ptr, BLOCK: tl.constexpr):
+  """A result the function leaves undefined (ub.poison in TTIR), scalar and tensor: any value."""
+  tl.store(out_ptr, _nothing_on_the_taken_path(0))
+  tl.store(out_ptr + 1 + tl.arange(0, BLOCK), _nothing_on_the_taken_path(tl.arange(0, BLOCK)))
+  tl.store(out_ptr + 1 + BLOCK, 7)
+
+
+def test_undefined_results_compile_and_run():
+  out = np.zeros(10, np.int32)
+  c = run(poison_kernel, {"out_ptr": "*i32"}, [out], (1,), {"BLOCK": 8})
+  assert "ub.poison" in c.ttir and "poison" in c.llvm_ir
+  assert out[9] == 7
+
+
 @triton.constexpr_function
 def _next_pow2(n):
   return 1 << (int(n) - 1).bit_length()

@@ -71,6 +71,21 @@ def _scalar_constant(lo, op):
   lo.env[op.result] = _constant_value(T.scalar_type(t), op.attrs["value"], t)
 
 
+@register(SCALAR, "ub.poison")
+def _scalar_poison(lo, op):
+  """A value that may be anything (a function's result on a path that returns none)."""
+  lo.env[op.result] = llvm.FormattedConstant(T.scalar_type(op.result.type), "poison")
+
+
+@register(TENSOR, "ub.poison")
+def _tensor_poison(lo, value, index: Index):
+  element = T.scalar_type(value.type)
+  if index.lanes == 1:
+    return llvm.FormattedConstant(element, "poison")
+  # (undef: llvmlite cannot print a vector of poison)
+  return llvm.Constant(llvm.VectorType(element, index.lanes), llvm.Undefined)
+
+
 @register(TENSOR, "arith.constant")
 def _tensor_constant(lo, value, index: Index):
   op = value.op
