@@ -489,6 +489,26 @@ def test_undefined_results_compile_and_run():
   assert out[9] == 7
 
 
+@triton.jit
+def licm_hint_kernel(x_ptr, n):
+  i = 0
+  while tl.condition(i < n, disable_licm=True):
+    tl.store(x_ptr + i, i)
+    i = i + 1
+  for j in tl.range(0, n, disable_licm=True):
+    tl.store(x_ptr + n + j, 2 * j)
+  for j in tl.range(0, n):
+    tl.store(x_ptr + 2 * n + j, 3 * j)
+
+
+def test_disable_licm_reaches_llvm():
+  """disable_licm=True (tl.range, tl.condition) becomes LLVM loop metadata on those loops only."""
+  x = np.zeros(12, np.int32)
+  c = run(licm_hint_kernel, {"x_ptr": "*i32", "n": "i32"}, [x, 4], (1,))
+  assert_equal(x, np.concatenate([np.arange(4), 2 * np.arange(4), 3 * np.arange(4)]).astype(np.int32))
+  assert c.llvm_ir.count("!llvm.loop ") == 2 and "llvm.licm.disable" in c.llvm_ir
+
+
 @triton.constexpr_function
 def _next_pow2(n):
   return 1 << (int(n) - 1).bit_length()

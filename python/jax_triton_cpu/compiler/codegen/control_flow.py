@@ -110,9 +110,22 @@ def _for(lo, op):
   _write_slots(lo, terminator.operands, slots)
   following = b.add(index, step)
   index.add_incoming(following, b.block)
-  b.cbranch(less(following, upper), loop, done)
+  _loop_hints(lo, op, b.cbranch(less(following, upper), loop, done))
   b.position_at_end(done)
   _bind_slots(lo, op.results, slots)
+
+
+def _loop_hints(lo, op, back_edge):
+  """tl.range(..., disable_licm=True) / tl.condition(..., disable_licm=True): triton's only
+  `llvm.loop_annotation` (a LICM-disable one), as LLVM loop metadata on the loop's back edge."""
+  if "licm" not in str(op.attrs.get("llvm.loop_annotation", "")):
+    return
+  module = lo.module
+  disable = module.add_metadata([llvm.MetaDataString(module, "llvm.licm.disable")])
+  # A loop ID is a node of its own (not add_metadata's shared one) that refers to itself.
+  loop_id = llvm.MDValue(module, [disable], name=str(len(module.metadata)))
+  loop_id.operands = (loop_id, disable)
+  back_edge.set_metadata("llvm.loop", loop_id)
 
 
 def step_of(lo, shifted: Shifted):
@@ -183,7 +196,7 @@ def _while(lo, op):
     terminator = _emit_body(lo, after)
   for slot, v in zip(carried, terminator.operands):
     lo.store_slot(slot, v)
-  b.branch(header)
+  _loop_hints(lo, op, b.branch(header))
   b.position_at_end(done)
   _bind_slots(lo, op.results, passed)
 
