@@ -1,6 +1,7 @@
-"""fp8 (float8e4nv = e4m3fn, float8e5 = e5m2): constants, casts from and to f32 / f16 / bf16 / f64 with
-both rounding modes, and tl.dot, against references computed here from ml_dtypes' decoding of the
-256 codes.
+"""fp8 (float8e4nv = e4m3fn, float8e5 = e5m2, and AMD's float8e4b8 = e4m3fnuz, float8e5b16 =
+e5m2fnuz): constants, casts from and to f32 / f16 / bf16 / f64 with both rounding modes, and
+tl.dot, against references computed here from ml_dtypes' decoding of the 256 codes. The fnuz
+formats have no infinities or -0 (a value that rounds to zero is +0), and 0x80 is their NaN.
 
 Narrowing to fp8 follows the GPU's cvt.rn.satfinite (sm_89 and later): round to nearest even,
 finite values and infinities beyond the largest finite value saturate to it, NaN stays NaN.
@@ -15,8 +16,11 @@ import triton.language as tl
 
 from lang_util import NP, TL, assert_same_floats, frontend_accepts, run
 
-FP8 = {"fp8e4nv": ml_dtypes.float8_e4m3fn, "fp8e5": ml_dtypes.float8_e5m2}
-FP8_TL = {"fp8e4nv": tl.float8e4nv, "fp8e5": tl.float8e5}
+FP8 = {"fp8e4nv": ml_dtypes.float8_e4m3fn, "fp8e5": ml_dtypes.float8_e5m2,
+       "fp8e4b8": ml_dtypes.float8_e4m3fnuz, "fp8e5b16": ml_dtypes.float8_e5m2fnuz}
+FP8_TL = {"fp8e4nv": tl.float8e4nv, "fp8e5": tl.float8e5, "fp8e4b8": tl.float8e4b8,
+          "fp8e5b16": tl.float8e5b16}
+FNUZ = ("fp8e4b8", "fp8e5b16")  # AMD's: no infinities, no -0; 0x80 is the one NaN
 
 
 def _codes(dtype):
@@ -49,8 +53,9 @@ def fp8_round(x, name: str, rounding: str = "rtne"):
   out = codes[pick].copy()
   if rounding == "rtz" and name == "fp8e5":
     out[np.isinf(x)] = 0x7C
-  out = out | np.where(np.signbit(x), 0x80, 0).astype(np.uint8)
-  out[np.isnan(x)] = 0x7F
+  negative = np.signbit(x) & ((out != 0) if name in FNUZ else True)  # fnuz: +0 only
+  out = out | np.where(negative, 0x80, 0).astype(np.uint8)
+  out[np.isnan(x)] = 0x80 if name in FNUZ else 0x7F
   return out
 
 
@@ -203,7 +208,8 @@ def _fp8_data(shape, name, rng, exact: bool):
   return rng.choice(np.flatnonzero(ok), shape).astype(np.uint8).view(FP8[name])
 
 
-DOT_TYPES = [("fp8e4nv", "fp8e4nv"), ("fp8e5", "fp8e5"), ("fp8e4nv", "fp8e5"), ("fp8e5", "fp8e4nv")]
+DOT_TYPES = [("fp8e4nv", "fp8e4nv"), ("fp8e5", "fp8e5"), ("fp8e4nv", "fp8e5"), ("fp8e5", "fp8e4nv"),
+             ("fp8e4b8", "fp8e5b16")]
 
 
 @pytest.mark.parametrize("use_acc", [False, True])
@@ -245,13 +251,15 @@ def abs_fma_kernel(x_ptr, abs_ptr, fma_ptr, BLOCK: tl.constexpr):
 
 @pytest.mark.parametrize("name", list(FP8))
 def test_fp8_abs_and_fma(name):
-  """abs clears the sign bit of every code (NaN payloads kept); fma computes in f32 and rounds
-  once to fp8."""
+  """abs clears the sign bit of every code (NaN payloads kept; fnuz's NaN 0x80 stays); fma
+  computes in f32 and rounds once to fp8."""
   x = np.arange(256, dtype=np.uint8).view(FP8[name])
   got_abs, got_fma = np.zeros(256, np.uint8), np.zeros(256, np.uint8)
   run(abs_fma_kernel, {"x_ptr": f"*{name}", "abs_ptr": f"*{name}", "fma_ptr": f"*{name}"},
       [x, got_abs, got_fma], (1,), {"BLOCK": 256})
-  np.testing.assert_array_equal(got_abs, x.view(np.uint8) & 0x7F)
+  codes = x.view(np.uint8)
+  nan = (codes == 0x80) if name in FNUZ else np.zeros(256, bool)  # fnuz: 0x80 is NaN, kept
+  np.testing.assert_array_equal(got_abs, np.where(nan, codes, codes & 0x7F))
   wide = x.astype(np.float32)
   with np.errstate(invalid="ignore", over="ignore"):
     exact = wide.astype(np.float64) * wide + wide  # exact in f64, as one f32 fma rounds it

@@ -39,7 +39,7 @@ class CPUBackendOptions:
   ir_override: Optional[str] = None
   launch_cooperative_grid: bool = False
   launch_pdl: bool = False
-  supported_fp8_dtypes: Tuple[str, ...] = ("fp8e4nv", "fp8e5", "fp8e4b15")
+  supported_fp8_dtypes: Tuple[str, ...] = ("fp8e4b15", "fp8e4b8", "fp8e4nv", "fp8e5", "fp8e5b16")
   deprecated_fp8_dot_operand_dtypes: Tuple[str, ...] = ()
   default_dot_input_precision: str = "ieee"
   allowed_dot_input_precisions: Tuple[str, ...] = ("ieee", "tf32", "tf32x3", "bf16x3", "bf16x6")

@@ -27,6 +27,10 @@ from .options import CPUOptions
 _FRONTEND_TARGET = GPUTarget("cuda", 89, 32)
 
 
+# Triton's names of the fp8 types codegen/fp8.py and fp8e4b15.py convert.
+SUPPORTED_FP8 = ("fp8e4b15", "fp8e4b8", "fp8e4nv", "fp8e5", "fp8e5b16")
+
+
 def _frontend_backend_and_options(options: CPUOptions):
   backend = make_backend(_FRONTEND_TARGET)
   gpu_options = backend.parse_options({
@@ -35,6 +39,8 @@ def _frontend_backend_and_options(options: CPUOptions):
       "debug": options.debug,
       "enable_fp_fusion": options.enable_fp_fusion,
       "default_dot_input_precision": options.default_dot_input_precision,
+      # every fp8 type the code generator has (the CUDA target would refuse AMD's fnuz ones)
+      "supported_fp8_dtypes": SUPPORTED_FP8,
   })
   return backend, gpu_options
 

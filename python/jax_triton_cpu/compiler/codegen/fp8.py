@@ -1,7 +1,10 @@
-"""fp8 (float8_e4m3fn, float8_e5m2) <-> f32, on integer lanes: no CPU has these types.
+"""fp8 (float8_e4m3fn, float8_e5m2, and AMD's float8_e4m3fnuz, float8_e5m2fnuz) <-> f32, on
+integer lanes: no CPU has these types.
 
 Widening reads a 256-entry table; narrowing rounds to nearest even and saturates to the largest
-finite value, as the GPU's cvt.rn.satfinite does (or rounds toward zero); NaN stays NaN.
+finite value, as the GPU's cvt.rn.satfinite does (or rounds toward zero); NaN stays NaN. The fnuz
+formats have no infinities and no negative zero: 0x80 is their only NaN, and a value that rounds
+to zero is +0.
 """
 from __future__ import annotations
 
@@ -14,7 +17,11 @@ from . import types as T
 FORMATS = {
     "f8E4M3FN": (4, 3, 7, 0x7E),
     "f8E5M2": (5, 2, 15, 0x7B),
+    "f8E4M3FNUZ": (4, 3, 8, 0x7F),
+    "f8E5M2FNUZ": (5, 2, 16, 0x7F),
 }
+FNUZ = ("f8E4M3FNUZ", "f8E5M2FNUZ")
+FNUZ_NAN = 0x80
 
 
 def _table(module: llvm.Module, name: str):
@@ -69,5 +76,10 @@ def from_f32(b: llvm.IRBuilder, x, name: str, rtz: bool = False):
   code = b.select(b.icmp_unsigned(">", code, c(largest)), c(largest), code)  # saturate (also inf)
   if rtz and name == "f8E5M2":
     code = b.select(b.icmp_unsigned("==", magnitude, c(0x7F800000)), c(0x7C), code)
-  code = b.select(b.icmp_unsigned(">", magnitude, c(0x7F800000)), c(0x7F), code)  # NaN
-  return b.trunc(b.or_(code, sign), T.of_lanes(T.I8, n))
+  is_nan = b.icmp_unsigned(">", magnitude, c(0x7F800000))
+  if name in FNUZ:
+    signed = b.select(b.icmp_unsigned("==", code, c(0)), code, b.or_(code, sign))  # no -0
+    code = b.select(is_nan, c(FNUZ_NAN), signed)
+  else:
+    code = b.or_(b.select(is_nan, c(0x7F), code), sign)
+  return b.trunc(code, T.of_lanes(T.I8, n))

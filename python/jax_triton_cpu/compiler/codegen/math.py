@@ -53,8 +53,13 @@ for _name, _intrinsic in _INTRINSICS.items():
 
 @register(ELEMENTWISE, "math.absf")
 def _abs(lo, op, x):
-  if _operand_type(op).name in fp8.FORMATS:  # exact, NaN payloads kept (as GPUs do)
-    return lo.builder.and_(x, T.constant(x.type, 0x7F))
+  name = _operand_type(op).name
+  if name in fp8.FORMATS:  # exact, NaN payloads kept (as GPUs do)
+    cleared = lo.builder.and_(x, T.constant(x.type, 0x7F))
+    if name not in fp8.FNUZ:
+      return cleared
+    nan = T.constant(x.type, fp8.FNUZ_NAN)  # (fnuz: 0x80 is NaN, not -0)
+    return lo.builder.select(lo.builder.icmp_unsigned("==", x, nan), x, cleared)
   return promoted(lambda lo, op, x: _fp(lo, lo.call_intrinsic("fabs", [x])))(lo, op, x)
 
 

@@ -16,6 +16,7 @@ PTR = llvm.PointerType()
 _SCALARS = {
     "i1": I1, "i8": I8, "i16": I16, "i32": I32, "i64": I64,
     "f16": F16, "bf16": I16, "f32": F32, "f64": F64, "f8E4M3FN": I8, "f8E5M2": I8,
+    "f8E4M3FNUZ": I8, "f8E5M2FNUZ": I8,
 }
 
 
@@ -32,7 +33,8 @@ def scalar_type(t) -> llvm.Type:
 
 # Each Triton float type's numpy dtype: the reference encoding of constants and fp8 tables.
 NUMPY = {"f16": np.float16, "bf16": ml_dtypes.bfloat16, "f32": np.float32, "f64": np.float64,
-         "f8E4M3FN": ml_dtypes.float8_e4m3fn, "f8E5M2": ml_dtypes.float8_e5m2}
+         "f8E4M3FN": ml_dtypes.float8_e4m3fn, "f8E5M2": ml_dtypes.float8_e5m2,
+         "f8E4M3FNUZ": ml_dtypes.float8_e4m3fnuz, "f8E5M2FNUZ": ml_dtypes.float8_e5m2fnuz}
 
 
 def float_bits(name: str, value) -> int:
