@@ -17,9 +17,10 @@ from timing import Row, Settings, check_close, interleaved, short_error
 
 def _cases():
   rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.standard_normal((softmax.ROWS, softmax.COLS), dtype=np.float32))
-  w = jnp.asarray(rng.standard_normal((softmax.COLS,), dtype=np.float32))
-  bias = jnp.asarray(rng.standard_normal((softmax.COLS,), dtype=np.float32))
+  rows, cols = softmax.SHAPES[0]
+  x = jnp.asarray(rng.standard_normal((rows, cols), dtype=np.float32))
+  w = jnp.asarray(rng.standard_normal((cols,), dtype=np.float32))
+  bias = jnp.asarray(rng.standard_normal((cols,), dtype=np.float32))
   a = jnp.asarray(rng.standard_normal((matmul.M, matmul.K), dtype=np.float32))
   b = jnp.asarray(rng.standard_normal((matmul.K, matmul.N), dtype=np.float32))
   v = jnp.asarray(rng.standard_normal((1 << 20,), dtype=np.float32))
