@@ -21,6 +21,9 @@ from jax_triton_cpu_backend import driver as cpu_driver
 from jax_triton_cpu_backend import from_numpy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where the packages under test are (site-packages after pip install, or a source tree with the
+# extension built in place): subprocesses import the same ones.
+PACKAGES = os.path.dirname(os.path.dirname(os.path.abspath(cpu_driver.__file__)))
 
 
 def _active_gpu_driver() -> str | None:
@@ -317,7 +320,7 @@ def _run(code: str, env_extra=None, dist_info=None, tmp_path=None, prelude: str 
   env = dict(os.environ)
   env.pop("TRITON_DEFAULT_BACKEND", None)
   env.update(env_extra or {})
-  paths = [os.path.join(ROOT, "python")]
+  paths = [PACKAGES]
   for name, entry_points in (dist_info or {}).items():
     site = tmp_path / name
     info = site / f"{name}-0.0.dist-info"
