@@ -103,8 +103,9 @@ def _logu(rng, lo, hi, n):
 
 # name -> (reference on float64, input generator(rng, n), max ulp at fp32/fp64)
 FUNCTIONS = {
-    "exp": (np.exp, lambda r, n: r.uniform(-80, 80, n), 4),
-    "exp2": (np.exp2, lambda r, n: r.uniform(-120, 120, n), 4),
+    # (the whole f32 range: subnormal results below -87.3 / -126, the largest finite ones)
+    "exp": (np.exp, lambda r, n: r.uniform(-103, 88.7, n), 4),
+    "exp2": (np.exp2, lambda r, n: r.uniform(-149, 127.9, n), 4),
     "log": (np.log, lambda r, n: _logu(r, 1e-30, 1e30, n), 4),
     "log2": (np.log2, lambda r, n: _logu(r, 1e-30, 1e30, n), 4),
     "sin": (np.sin, lambda r, n: r.uniform(-100, 100, n), 4),

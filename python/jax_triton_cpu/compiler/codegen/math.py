@@ -167,12 +167,17 @@ def _exp_f32(lo, x, base2: bool):
                       5.0000001201e-1):
     p = fma(p, r, c(coefficient))
   mantissa = fma(b.fmul(p, r), r, b.fadd(r, c(1.0)))
-  # Scale by 2^n in two steps (2^(n/2) twice), so that results near the ends of the range, where
-  # 2^n alone is not a normal f32, come out right.
   k = b.fptosi(n, i32)
-  half = b.ashr(k, T.constant(i32, 1))
-  scale = lambda e: b.bitcast(b.shl(b.add(e, T.constant(i32, 127)), T.constant(i32, 23)), x.type)
-  result = b.fmul(b.fmul(mantissa, scale(half)), scale(b.sub(k, half)))
+  if lo.target.has("avx512f", "avx512vl"):  # ldexp is one vscalefps, subnormal results included
+    result = lo.call_intrinsic("ldexp", [mantissa, k], overload=[x.type, i32])
+  else:
+    # Scale by 2^n in two steps (2^(n/2) twice), so that results near the ends of the range,
+    # where 2^n alone is not a normal f32, come out right (without AVX-512, LLVM's ldexp is a
+    # libm call per lane).
+    half = b.ashr(k, T.constant(i32, 1))
+    scale = lambda e: b.bitcast(b.shl(b.add(e, T.constant(i32, 127)), T.constant(i32, 23)),
+                                x.type)
+    result = b.fmul(b.fmul(mantissa, scale(half)), scale(b.sub(k, half)))
   return b.select(b.fcmp_unordered("uno", x, x), x, result)
 
 
