@@ -84,8 +84,8 @@ def splat(builder: llvm.IRBuilder, value, n: int):
   if n == 1 or isinstance(value.type, llvm.VectorType):
     return value
   vec_type = llvm.VectorType(value.type, n)
-  if isinstance(value, llvm.FormattedConstant):  # poison (llvmlite prints no vector of it)
-    return llvm.Constant(vec_type, llvm.Undefined)
+  if isinstance(value, llvm.FormattedConstant) and value.constant == "poison":
+    return llvm.Constant(vec_type, llvm.Undefined)  # (llvmlite prints no vector of poison)
   if isinstance(value, llvm.Constant):
     return llvm.Constant(vec_type, [value] * n)
   one = builder.insert_element(llvm.Constant(vec_type, llvm.Undefined), value, I32(0))
