@@ -480,7 +480,8 @@ def test_out_of_bounds_access_is_an_error_not_a_crash(tmp_path):
       wild[(1,)](from_numpy(x), 2)
       print(x.tolist())
       """, dist_info={"jax_triton_cpu_ep": _declared_entry_point()}, tmp_path=tmp_path,
-                prelude=ON_CPU)
+                prelude=ON_CPU,
+                env_extra={"JAX_TRITON_CPU_BOUNDS_CHECK": "0"})  # the fault guard, not checked mode
   assert result.returncode == 0, result.stderr
   assert "kernel wild faulted: SIGSEGV" in result.stdout
   assert result.stdout.strip().endswith("[0.0, 0.0, 1.0, 0.0]")
