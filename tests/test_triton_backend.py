@@ -423,6 +423,11 @@ def test_importing_triton_keeps_another_active_driver(tmp_path):
   assert chosen.stdout.split() == ["CPUDriver"]
 
 
+def test_backend_and_jax_path_take_the_same_fp8_types():
+  from jax_triton_cpu.compiler import frontend
+  assert cpu_compiler.CPUBackendOptions().supported_fp8_dtypes == frontend.SUPPORTED_FP8
+
+
 def test_compiled_kernels_are_kept_apart_from_a_gpus():
   """triton's JIT caches compiled kernels per device key; a GPU driver's keys are its device
   indices (0, 1, ...), so the CPU's key must be none of them (found on a CUDA machine: after

@@ -39,6 +39,7 @@ class CPUBackendOptions:
   ir_override: Optional[str] = None
   launch_cooperative_grid: bool = False
   launch_pdl: bool = False
+  # (frontend.SUPPORTED_FP8, which triton's import of this module cannot reach)
   supported_fp8_dtypes: Tuple[str, ...] = ("fp8e4b15", "fp8e4b8", "fp8e4nv", "fp8e5", "fp8e5b16")
   deprecated_fp8_dot_operand_dtypes: Tuple[str, ...] = ()
   default_dot_input_precision: str = "ieee"
@@ -125,9 +126,8 @@ class CPUBackend(BaseBackend):
     return (metadata.num_warps, metadata.num_ctas, metadata.shared)
 
   def get_codegen_implementation(self, options):
-    from jax_triton_cpu.compiler import fp8e4b15  # CUDA's conversions are inline PTX
-    return {"convert_custom_types": fp8e4b15.convert_custom_types,
-            "min_dot_size": lambda lhs_type, rhs_type: (1, 1, 1)}  # any tile size works on CPU
+    from jax_triton_cpu.compiler import frontend
+    return frontend.cpu_codegen_fns()
 
   def get_module_map(self):
     # Our code generator knows libdevice by CUDA's __nv_* names (codegen/math.py).

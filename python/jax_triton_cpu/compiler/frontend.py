@@ -27,8 +27,16 @@ from .options import CPUOptions
 _FRONTEND_TARGET = GPUTarget("cuda", 89, 32)
 
 
-# Triton's names of the fp8 types codegen/fp8.py and fp8e4b15.py convert.
+# Triton's names of the fp8 types codegen/fp8.py and fp8e4b15.py convert (the Triton backend's
+# CPUBackendOptions lists them too: it cannot import this module when triton imports it).
 SUPPORTED_FP8 = ("fp8e4b15", "fp8e4b8", "fp8e4nv", "fp8e5", "fp8e5b16")
+
+
+def cpu_codegen_fns() -> dict:
+  """What triton's frontend asks the target for (the Triton backend's get_codegen_implementation
+  too): any tile size for dots, and fp8e4b15 conversions a CPU runs (CUDA's are inline PTX)."""
+  return {"min_dot_size": lambda lhs_type, rhs_type: (1, 1, 1),
+          "convert_custom_types": fp8e4b15.convert_custom_types}
 
 
 def _frontend_backend_and_options(options: CPUOptions):
@@ -115,9 +123,7 @@ def _make_module(fn, signature, constants, attrs, options):
   with _FRONTEND_LOCK:
     backend, gpu_options = _frontend_backend_and_options(options)
     context = _new_context(backend)
-    codegen_fns = dict(backend.get_codegen_implementation(gpu_options))
-    codegen_fns["min_dot_size"] = lambda lhs_type, rhs_type: (1, 1, 1)  # any tile size on CPU
-    codegen_fns["convert_custom_types"] = fp8e4b15.convert_custom_types  # CUDA's are inline PTX
+    codegen_fns = {**backend.get_codegen_implementation(gpu_options), **cpu_codegen_fns()}
     source = ASTSource(fn, dict(signature), dict(constants), dict(attrs))
     module_map = {**backend.get_module_map(),
                   "triton.language.extra.libdevice": _libdevice_module()}
