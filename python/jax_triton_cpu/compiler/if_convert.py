@@ -16,8 +16,10 @@ I1 = ir.ScalarType("i1")
 _EFFECTS = ("load", "store", "atomic", "print", "assert", "descriptor", "call", "barrier")
 
 
-def convertible(blocks: list[ir.Block]) -> bool:
-  """Whether if_convert can make these blocks one: no loops among them, no op with side effects."""
+def convertible(region: ir.Region) -> bool:
+  """Whether if_convert can make the region's blocks one: no loops among them, no op with side
+  effects."""
+  blocks = region.blocks
   try:
     _topological(blocks)
   except ValueError:
@@ -30,9 +32,11 @@ def convertible(blocks: list[ir.Block]) -> bool:
   return True
 
 
-def if_convert(blocks: list[ir.Block]) -> ir.Block:
-  """One block computing what the (convertible) blocks do; its terminator is the blocks' own
-  return op (tt.return, tt.reduce.return, ...), whose operands are chosen by the path taken."""
+def if_convert(region: ir.Region) -> None:
+  """Replaces the (convertible) region's blocks by one block computing what they do; its
+  terminator is the blocks' own return op (tt.return, tt.reduce.return, ...), whose operands are
+  chosen by the path taken."""
+  blocks = region.blocks
   entry = blocks[0]
   merged = ir.Block([a.type for a in entry.args])
   for old, new in zip(entry.args, merged.args):
@@ -68,18 +72,18 @@ def if_convert(blocks: list[ir.Block]) -> ir.Block:
   terminator = ir.Op(last.name, values, [], dict(last.attrs), last.loc)
   terminator.parent = merged
   merged.ops.append(terminator)
-  return merged
+  region.blocks = [merged]
+  merged.parent = region
 
 
 def _merge(block, edges):
   """(condition any edge holds on, the values of the last edge whose condition holds)."""
   taken, values = edges[0]
   for condition, more in edges[1:]:
-    loc = None
-    values = [_emit(block, "arith.select", [condition, new, old], loc) if new is not old else new
+    values = [_emit(block, "arith.select", [condition, new, old], None) if new is not old else new
               for new, old in zip(more, values)]
     taken = None if taken is None or condition is None else \
-        _emit(block, "arith.ori", [taken, condition], loc)
+        _emit(block, "arith.ori", [taken, condition], None)
   return taken, values
 
 

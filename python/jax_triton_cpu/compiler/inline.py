@@ -50,12 +50,11 @@ def _inline_block(block: ir.Block, functions: dict, depth: int):
       raise NotImplementedError(f"recursive function calls are not supported (at {op.loc})")
     callee = functions[op.attrs["callee"].lstrip("@")]
     if len(callee.region.blocks) > 1:  # an early return: branches between blocks
-      if not convertible(callee.region.blocks):
+      if not convertible(callee.region):
         raise NotImplementedError(
             f"function '{callee.name}' returns early (from inside an if) and loads, stores or "
             f"has loops: only kernels may do that on the CPU backend (at {op.loc})")
-      callee.region.blocks = [if_convert(callee.region.blocks)]
-      callee.region.blocks[0].parent = callee.region
+      if_convert(callee.region)
     body = callee.body
     if body.terminator.name != "tt.return" or any(
         o.name == "tt.return" for inner in body.ops[:-1] for o in ir.walk_op(inner)):
@@ -89,9 +88,8 @@ def inline_calls(module: ir.Module) -> ir.Function:
   for block in kernel.region.blocks:
     for op in ir.walk(block):
       if op.name in _LANE_REGIONS and len(op.regions[0].blocks) > 1:
-        if not convertible(op.regions[0].blocks):
+        if not convertible(op.regions[0]):
           raise NotImplementedError(f"the function of {op.name} has loops or side effects in "
                                     f"branches, not supported by the CPU backend (at {op.loc})")
-        op.regions[0].blocks = [if_convert(op.regions[0].blocks)]
-        op.regions[0].blocks[0].parent = op.regions[0]
+        if_convert(op.regions[0])
   return kernel

@@ -203,7 +203,7 @@ def _now_ns(lo):
   return b.add(b.mul(seconds, T.I64(1_000_000_000)), nanos)
 
 
-def _poll(lo, op, pointer, expected, deadline):
+def _poll(lo, pointer, expected, deadline):
   """Spins until *pointer == expected (i1 true) or, with a deadline, until the clock passes it
   (false); loads at least once."""
   b = lo.builder
@@ -245,7 +245,7 @@ def _atomic_poll(lo, op):
   shape = pointer_operand.type.shape if ir.is_tensor(pointer_operand.type) else None
 
   def poll(pointer, value):
-    return _checked(lo, op, pointer, lambda: _poll(lo, op, pointer, value, deadline))
+    return _checked(lo, op, pointer, lambda: _poll(lo, pointer, value, deadline))
 
   if shape is None:
     lo.env[op.result] = poll(lo.scalar(pointer_operand), lo.scalar(expected))

@@ -159,23 +159,15 @@ def _store_group(lo, v, buf, batch, g, col, first_row, group, k, element, flip_s
 
 
 def interleave(b, parts):
-  """[x0[0], x1[0], ..., x0[1], x1[1], ...] of 2 or 4 vectors of one type (4: two rounds of pairs,
-  the second on pairs taken as one wider integer)."""
-  if len(parts) == 1:
-    return parts[0]
+  """[x0[0], x1[0], ..., x0[1], x1[1], ...] of 1, 2 or 4 integer vectors of one type (4: two rounds
+  of pairs, the second on pairs taken as one wider integer, which shuffles better)."""
   if len(parts) == 4:
-    low, high = interleave(b, parts[:2]), interleave(b, parts[2:])
+    low, high = T.interleave(b, parts[:2]), T.interleave(b, parts[2:])
     wide = llvm.IntType(2 * T.element(low.type).width)
     pairs = llvm.VectorType(wide, T.lanes(low) // 2)
-    joined = interleave(b, [b.bitcast(low, pairs), b.bitcast(high, pairs)])
+    joined = T.interleave(b, [b.bitcast(low, pairs), b.bitcast(high, pairs)])
     return b.bitcast(joined, llvm.VectorType(T.element(low.type), 2 * T.lanes(low)))
-  x, y = parts
-  n = T.lanes(x)
-  if n == 1:
-    x = b.insert_element(llvm.Constant(llvm.VectorType(x.type, 1), llvm.Undefined), x, T.I32(0))
-    y = b.insert_element(llvm.Constant(llvm.VectorType(y.type, 1), llvm.Undefined), y, T.I32(0))
-  mask = [i // 2 + (n if i % 2 else 0) for i in range(2 * n)]
-  return b.shuffle_vector(x, y, llvm.Constant(llvm.VectorType(T.I32, 2 * n), mask))
+  return T.interleave(b, parts)
 
 
 def prefetch_next(lo, v: ir.Value, index: Index):

@@ -3,8 +3,7 @@ vectorised calls into glibc's libmvec (exp, log, sin, erf, tanh, pow, ...: one c
 register, not one libm call per element), and scalar libm calls where no vector variant exists.
 
 f16, bf16 and fp8 compute in f32 and round back, as GPUs do (fp8 `abs` clears the sign bit).
-Also here: tt.clampf. The libdevice
-functions (tt.extern_elementwise) are in libdevice.py.
+Also here: tt.clampf. The libdevice functions (tt.extern_elementwise) are in libdevice.py.
 """
 from __future__ import annotations
 

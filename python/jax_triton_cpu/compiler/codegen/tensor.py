@@ -79,11 +79,8 @@ def _scalar_poison(lo, op):
 
 @register(TENSOR, "ub.poison")
 def _tensor_poison(lo, value, index: Index):
-  element = T.scalar_type(value.type)
-  if index.lanes == 1:
-    return llvm.FormattedConstant(element, "poison")
-  # (undef: llvmlite cannot print a vector of poison)
-  return llvm.Constant(llvm.VectorType(element, index.lanes), llvm.Undefined)
+  poison = llvm.FormattedConstant(T.scalar_type(value.type), "poison")
+  return T.splat(lo.builder, poison, index.lanes)
 
 
 @register(TENSOR, "arith.constant")
@@ -140,7 +137,7 @@ def _map_elementwise(lo, value, index: Index):
            for a in args for j in range(pack)]
   results = lo.apply_region(op.regions[0].block, split)
   parts = [T.splat(b, r, n // pack) for r in results[value.index * pack:(value.index + 1) * pack]]
-  return _interleave(b, parts)
+  return T.interleave(b, parts)
 
 
 def _packed_lane(lo, value, one: Index, pack: int):
@@ -159,22 +156,3 @@ def _packed_lane(lo, value, one: Index, pack: int):
   for j in range(1, pack):
     chosen = b.select(b.icmp_unsigned("==", position, T.I32(j)), results[j], chosen)
   return chosen
-
-
-def _interleave(b, parts):
-  """Vectors p_0 .. p_{k-1} of m lanes -> one of k * m lanes: p_0[0], p_1[0], ..., p_0[1], ..."""
-  k = len(parts)
-  m = T.lanes(parts[0])
-  if m == 1:
-    vec = llvm.Constant(llvm.VectorType(parts[0].type, k), llvm.Undefined)
-    for j, p in enumerate(parts):
-      vec = b.insert_element(vec, p, T.I32(j))
-    return vec
-  while len(parts) > 1:  # concatenate them all, then pick lanes
-    joined = [b.shuffle_vector(parts[i], parts[i + 1], llvm.Constant(
-        llvm.VectorType(T.I32, 2 * T.lanes(parts[i])), [T.I32(x) for x in range(2 * T.lanes(parts[i]))]))
-        for i in range(0, len(parts) - 1, 2)]
-    parts = joined + ([parts[-1]] if len(parts) % 2 else [])
-  whole = parts[0]
-  order = [T.I32(j * m + i) for i in range(m) for j in range(k)]
-  return b.shuffle_vector(whole, whole, llvm.Constant(llvm.VectorType(T.I32, k * m), order))

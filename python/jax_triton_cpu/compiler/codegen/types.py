@@ -93,6 +93,22 @@ def splat(builder: llvm.IRBuilder, value, n: int):
                                 llvm.Constant(llvm.VectorType(I32, n), [I32(0)] * n))
 
 
+def interleave(builder: llvm.IRBuilder, parts):
+  """[p0[0], p1[0], ..., p0[1], p1[1], ...] of a power-of-two count of scalars or vectors of one
+  type: pairs of the even and of the odd ones, interleaved."""
+  if len(parts) == 1:
+    return parts[0]
+  if len(parts) > 2:
+    parts = [interleave(builder, parts[0::2]), interleave(builder, parts[1::2])]
+  x, y = parts
+  n = lanes(x)
+  if n == 1:
+    x, y = (builder.insert_element(llvm.Constant(llvm.VectorType(v.type, 1), llvm.Undefined), v,
+                                   I32(0)) for v in (x, y))
+  mask = [i // 2 + (n if i % 2 else 0) for i in range(2 * n)]
+  return builder.shuffle_vector(x, y, llvm.Constant(llvm.VectorType(I32, 2 * n), mask))
+
+
 def iota(n: int, scalar: llvm.Type = I32) -> llvm.Constant:
   return llvm.Constant(llvm.VectorType(scalar, n), [llvm.Constant(scalar, i) for i in range(n)])
 
