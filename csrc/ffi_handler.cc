@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autotune.h"
+#include "huge_pages.h"
 #include "kernel_abi.h"
 #include "launcher.h"
 #include "library_cache.h"
@@ -286,7 +287,8 @@ ffi::ErrorOr<void*> BufferData(const ffi::RemainingArgs& args,
   return buffer->data;
 }
 
-// Zeroes the config's zeroed outputs and launches it over its grid.
+// Advises huge pages for large results (huge_pages.h), zeroes the config's
+// zeroed outputs and launches it over its grid.
 // No allocation (except on errors), no lock.
 ffi::Error RunConfig(const KernelState& state, const LaunchConfig& config,
                      const ffi::RemainingArgs& args,
@@ -312,6 +314,11 @@ ffi::Error RunConfig(const KernelState& state, const LaunchConfig& config,
     extents[i] = buffer->size_bytes;
     params[i] = &pointers[i];
     params[num_params + i] = &extents[i];
+  }
+  for (size_t r = 0; r < rets.size(); ++r) {
+    auto buffer = rets.get<ffi::AnyBuffer>(r);
+    if (buffer.has_error()) return buffer.error();
+    AdviseHugePages((*buffer)->untyped_data(), (*buffer)->size_bytes());
   }
   for (int64_t r : config.zeroed_outputs) {
     auto buffer = rets.get<ffi::AnyBuffer>(size_t(r));

@@ -268,3 +268,34 @@ def test_shard_map_two_devices(lib):
       print(rt.counters()["execute_calls"])
       """), *lib, XLA_FLAGS="--xla_force_host_platform_device_count=2")
   assert int(out.split()[-1]) == 6  # 3 runs x 2 devices
+
+
+HUGE_PAGE_FLAGS_IN_CHILD = AFFINE_IN_CHILD + """
+def vm_flags(address):
+  # The VmFlags of the mapping that holds `address`.
+  inside = False
+  for line in open("/proc/self/smaps"):
+    head = line.split()[0]
+    if "-" in head and ":" not in head:
+      lo, hi = (int(v, 16) for v in head.split("-"))
+      inside = lo <= address < hi
+    elif inside and line.startswith("VmFlags:"):
+      return line.split()[1:]
+  return []
+n = 16 << 20  # 64 MiB of f32: XLA maps a fresh chunk for the result
+y = jax.jit(affine)(jnp.ones(n, jnp.float32))
+np.testing.assert_array_equal(y[:: 1 << 16], 3)
+middle = y.unsafe_buffer_pointer() + 2 * n
+print("hg" in vm_flags(middle), "hg" in vm_flags(id(y)))
+"""
+
+
+@pytest.mark.parametrize("setting", [None, "0"])
+def test_large_results_get_huge_pages(lib, setting):
+  # The result of a launch writing 64 MiB is advised huge pages (one fault per
+  # 2 MiB instead of per 4 KiB), unless JAX_TRITON_CPU_HUGE_PAGES=0; nothing
+  # else (here: the Python heap) is.
+  env = {} if setting is None else {"JAX_TRITON_CPU_HUGE_PAGES": setting}
+  out = run_python(HUGE_PAGE_FLAGS_IN_CHILD, *lib, **env).split()
+  thp = os.path.exists("/sys/kernel/mm/transparent_hugepage")
+  assert out == [str(thp and setting is None), "False"]
