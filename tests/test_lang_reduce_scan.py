@@ -538,3 +538,91 @@ def test_reductions_and_scans_over_size_one_axes():
   assert_equal(out[3 * C:4 * C], x, "cumsum over a size-1 axis")
   assert_equal(out[4 * C:5 * C], np.cumsum(x).astype(np.int32), "cumsum of a (1, C) row")
   assert out[5 * C] == 2 * x[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Reductions computed by the loop that materialises their input (codegen/plan.py)
+# ------------------------------------------------------------------------------------------------
+
+def fused_reductions(kernel, signature, constants):
+  """The source lines, counted from the kernel's `def`, of the reductions that the loops
+  materialising their inputs compute."""
+  from jax_triton_cpu.compiler import CPUOptions, frontend, reader
+  from jax_triton_cpu.compiler.codegen.plan import Plan
+  module = reader.read_ttir(frontend.make_ttir(kernel, signature, constants, {}, CPUOptions()))
+  first = kernel.fn.__code__.co_firstlineno
+  plan = Plan(module.kernel)
+  return sorted(op.loc.line - first for ops in plan.fused_reductions.values() for op in ops)
+
+
+@triton.jit
+def row_statistics_kernel(x_ptr, y_ptr, out_ptr, stats_ptr, n, BLOCK: tl.constexpr):
+  offs = tl.arange(0, BLOCK)
+  mask = offs < n
+  x = tl.load(x_ptr + offs, mask=mask, other=0.0)
+  mean = tl.sum(x, axis=0) / n                                       # fused into x
+  tl.store(stats_ptr, mean)
+  big = tl.max(tl.where(mask, x, -1e30), axis=0)                     # fused: pure, after a store
+  xc = tl.where(mask, x - mean, 0.0)
+  var = tl.sum(xc * xc, axis=0) / n                                  # fused into xc
+  scaled = tl.sum(x * big, axis=0)                                   # not: needs big, after x
+  tl.store(stats_ptr + 1, var)
+  dot = tl.sum(x * tl.load(y_ptr + offs, mask=mask, other=0.0), 0)   # not: loads after a store
+  first = tl.argmax(tl.where(mask, x, -1e30), axis=0)                # fused: two operands
+  tl.store(stats_ptr + 2, big)
+  tl.store(stats_ptr + 3, scaled)
+  tl.store(stats_ptr + 4, dot)
+  tl.store(stats_ptr + 5, first.to(tl.float32))
+  tl.store(out_ptr + offs, xc * x, mask=mask)
+
+
+@pytest.mark.parametrize("n, block", [(1000, 1024), (64, 64), (5, 8)])
+def test_reductions_fused_into_materialising_loops_1d(n, block):
+  signature = {"x_ptr": "*fp32", "y_ptr": "*fp32", "out_ptr": "*fp32", "stats_ptr": "*fp32",
+               "n": "i32"}
+  assert fused_reductions(row_statistics_kernel, signature, {"BLOCK": block}) == [5, 7, 9, 13]
+  rng = np.random.default_rng(n)
+  x = rng.integers(-20, 20, n).astype(np.float32)
+  y = rng.integers(-20, 20, n).astype(np.float32)
+  x[n // 3] = 50  # the maximum, once
+  out, stats = np.zeros(n, np.float32), np.zeros(6, np.float32)
+  run(row_statistics_kernel, signature, [x, y, out, stats, n], (1,), {"BLOCK": block})
+  x64 = x.astype(np.float64)
+  mean = np.float32(x64.sum() / n)
+  xc = x - mean
+  np.testing.assert_allclose(stats, [mean, (xc * xc).sum() / n, 50, x64.sum() * 50,
+                                     (x64 * y).sum(), n // 3], rtol=1e-5)
+  np.testing.assert_allclose(out, xc * x, rtol=1e-6)
+
+
+@triton.jit
+def rows_kernel(x_ptr, out_ptr, sums_ptr, R, C, BR: tl.constexpr, BC: tl.constexpr):
+  r = tl.arange(0, BR)[:, None]
+  c = tl.arange(0, BC)[None, :]
+  mask = (r < R) & (c < C)
+  x = tl.load(x_ptr + r * C + c, mask=mask, other=0)
+  total = tl.sum(x, axis=1)                                          # fused into x
+  squares = tl.sum(x * x, axis=1)                                    # fused into x
+  top = tl.max(tl.where(mask, x, -1000), axis=1)                     # fused into x
+  down = tl.sum(x, axis=0)                                           # not: another axis
+  tl.store(sums_ptr + tl.arange(0, BR), total)
+  tl.store(sums_ptr + BR + tl.arange(0, BR), squares)
+  tl.store(sums_ptr + 2 * BR + tl.arange(0, BR), top)
+  tl.store(sums_ptr + 3 * BR + tl.arange(0, BC), down)
+  tl.store(out_ptr + r * C + c, x - total[:, None], mask=mask)
+
+
+@pytest.mark.parametrize("dtype", ["i32", "fp32", "fp64"])
+def test_reductions_fused_into_materialising_loops_2d(dtype):
+  signature = {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "sums_ptr": f"*{dtype}",
+               "R": "i32", "C": "i32"}
+  constants = {"BR": BR, "BC": BC}
+  assert fused_reductions(rows_kernel, signature, constants) == [6, 7, 8]
+  x = np.random.default_rng(7).integers(-30, 30, (R, C)).astype(NP[dtype])
+  out, sums = np.zeros((R, C), NP[dtype]), np.zeros(3 * BR + BC, NP[dtype])
+  run(rows_kernel, signature, [x, out, sums, R, C], (1,), constants)
+  assert_equal(sums[:R], x.sum(1), "sum")
+  assert_equal(sums[BR:BR + R], (x * x).sum(1), "sum of squares")
+  assert_equal(sums[2 * BR:2 * BR + R], x.max(1), "max")
+  assert_equal(sums[3 * BR:3 * BR + C], x.sum(0), "column sums")
+  assert_equal(out, x - x.sum(1, keepdims=True), "x - row sums")

@@ -369,7 +369,11 @@ class FunctionLowering:
       for r in op.results:  # lazy; computed now only if the plan says so
         if r in self.plan.materialized:
           buf = self.new_buffer(r.type)
-          self.compute_into(r, buf)
+          if r in self.plan.fused_reductions:
+            from .reduction import compute_with_reductions  # reduction imports this module
+            compute_with_reductions(self, r, buf, self.plan.fused_reductions[r])
+          else:
+            self.compute_into(r, buf)
           self.env[r] = buf
     elif op.name in registry.SCALAR:
       registry.SCALAR[op.name](self, op)

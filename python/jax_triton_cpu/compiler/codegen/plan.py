@@ -12,6 +12,12 @@ recomputing it is free or happens once:
   other addresses of the same buffer), or the use broadcasts it to a larger shape (it would be
   recomputed once per copy);
 - everything else is materialised at its program point.
+
+A reduction along the last axis whose inputs are elementwise functions of a materialised value
+(`tl.sum(x)`, `tl.sum(xc * xc)` with xc materialised) is computed by the loop that materialises
+that value, while each chunk is in registers, instead of by a second pass over the buffer
+(`fused_reductions`): it must be in the same block and see nothing defined after that value; a
+side effect may lie between the two only if the reduction's inputs read no memory but that value.
 """
 from __future__ import annotations
 
@@ -86,6 +92,10 @@ class Plan:
     self._cheap: dict[ir.Value, bool] = {}
     for block in function.region.blocks:
       self._block(block)
+    # materialised value -> the tt.reduce ops its materialising loop computes too
+    self.fused_reductions: dict[ir.Value, list[ir.Op]] = {}
+    for block in function.region.blocks:
+      self._fuse_reductions(block)
 
   def cheap(self, v: ir.Value) -> bool:
     """Whether recomputing `v` at each use costs no more than reading it from a buffer."""
@@ -126,3 +136,76 @@ class Plan:
     if use.results and is_lazy(use.results[0]) and use.results[0] in evaluated_at:
       return evaluated_at[use.results[0]]
     return position[use]
+
+  def _fuse_reductions(self, block: ir.Block):
+    position = {op: i for i, op in enumerate(block.ops)}
+    effects = [i for i, op in enumerate(block.ops) if has_side_effects(op)]
+    for op in block.ops:
+      for region in op.regions:
+        for b in region.blocks:
+          self._fuse_reductions(b)
+      if op.name != "tt.reduce" or op.attrs["axis"] != op.operands[0].type.rank - 1:
+        continue
+      # The latest materialised value of this block that the inputs are computed from.
+      leaves: set[ir.Value] = set()
+      computed: set[ir.Value] = set()  # the lazy values in between
+      for v in op.operands:
+        self._leaves(v, leaves, computed)
+      own = [v for v in leaves if v in self.materialized and v.op.parent is block]
+      if not own:
+        continue
+      source = max(own, key=lambda v: position[v.op])
+      start, end = position[source.op], position[op]
+      reaches: dict[ir.Value, bool] = {}
+      if (all(self._elementwise_of(v, source, reaches) for v in op.operands) and
+          all(v.type.shape == source.type.shape for v in op.operands) and
+          (self._pure(computed) or not any(start < e < end for e in effects)) and
+          all(self._defined_by(v, block, position, start) for v in leaves)):
+        self.fused_reductions.setdefault(source, []).append(op)
+
+  def _leaves(self, v: ir.Value, out: set, computed: set):
+    """Adds to `out` the values a lazy tensor is computed from (materialised tensors, scalars,
+    block arguments), and to `computed` the lazy values on the way."""
+    if v in out or v in computed:
+      return
+    if not is_lazy(v) or v in self.materialized:
+      out.add(v)
+      return
+    computed.add(v)
+    for o in v.op.operands:
+      self._leaves(o, out, computed)
+
+  @staticmethod
+  def _pure(values) -> bool:
+    """Whether these lazy values are computed without reading memory (so a store cannot change
+    them)."""
+    return all(v.op.name in CHEAP_OPS or (v.op.name in registry.ELEMENTWISE and
+                                          v.op.name not in registry.TENSOR) for v in values)
+
+  def _elementwise_of(self, v: ir.Value, source: ir.Value, reaches: dict) -> bool:
+    """Whether every path from `v` down to `source` goes through lane-wise ops only (so chunk i
+    of `v` needs only chunk i of `source`)."""
+    if not self._reaches(v, source, reaches) or v is source:
+      return True
+    key = ("lane-wise", v)
+    if key not in reaches:
+      reaches[key] = v.op.name in registry.ELEMENTWISE and v.op.name not in registry.TENSOR and all(
+          self._elementwise_of(o, source, reaches) for o in v.op.operands)
+    return reaches[key]
+
+  def _reaches(self, v: ir.Value, source: ir.Value, memo: dict) -> bool:
+    if v is source:
+      return True
+    if not is_lazy(v) or v in self.materialized:
+      return False
+    if v not in memo:
+      memo[v] = any(self._reaches(o, source, memo) for o in v.op.operands)
+    return memo[v]
+
+  @staticmethod
+  def _defined_by(v: ir.Value, block: ir.Block, position, start: int) -> bool:
+    """Whether `v` exists once the op at `start` of `block` has run."""
+    owner = v.op.parent if v.op is not None else v.owner
+    if owner is not block:
+      return True  # an enclosing block's value, or this block's argument
+    return v.op is None or position[v.op] <= start

@@ -44,26 +44,71 @@ def _fold_lanes(lo, combine, values):
   return values
 
 
+def row_lanes(lo, op) -> int:
+  """Lanes per chunk of a reduction along the last axis: four registers' worth, so that four
+  independent accumulator chains hide the latency of the combine (a max with its NaN fix-up, a
+  sum) that one chain would be bound by."""
+  return min(op.operands[0].type.shape[-1], 4 * lo.lanes_for(*[v.type for v in op.operands]))
+
+
+def _reduce_row(lo, ops, lanes: int, chunk):
+  """Reduces rows of `ops`' inputs along the last axis in one loop; chunk(position) gives each
+  op's inputs at that chunk of the row. Returns each op's scalars."""
+  b = lo.builder
+  size = ops[0].operands[0].type.shape[-1]
+  accumulators = chunk(T.I32(0))
+  if size > lanes:
+    slots = [_carry(lo, a) for a in accumulators]
+    with lo.loop(size - lanes, lanes) as j:
+      for op, op_slots, values in zip(ops, slots, chunk(b.add(j, T.I32(lanes)))):
+        current = [b.load(s.pointer, typ=s.llvm_type) for s in op_slots]
+        for s, v in zip(op_slots, lo.apply_region(op.regions[0].block, current + values)):
+          b.store(v, s.pointer)
+    accumulators = [[b.load(s.pointer, typ=s.llvm_type) for s in op_slots] for op_slots in slots]
+  return [_fold_lanes(lo, op.regions[0].block, a) for op, a in zip(ops, accumulators)]
+
+
+def _inputs_at(lo, op, index: Index):
+  return [T.splat(lo.builder, lo.evaluate(v, index), index.lanes) for v in op.operands]
+
+
 def _reduce_last_axis(lo, op, prefix: tuple):
   """Reduces the inputs along their last axis at the outer position `prefix` -> scalars."""
+  lanes = row_lanes(lo, op)
+  (values,) = _reduce_row(lo, [op], lanes,
+                          lambda position: [_inputs_at(lo, op, Index(prefix + (position,), lanes))])
+  return values
+
+
+def compute_with_reductions(lo, value: ir.Value, dest, ops):
+  """Computes `value` into the buffer `dest` and, in the same loop, the reductions `ops` along the
+  last axis of elementwise functions of it (Plan.fused_reductions) that take chunks of
+  row_lanes(ops[0]) lanes; their results go to lo.env, where their own rule finds them. The order
+  of the combines is that of a separate reduction."""
   b = lo.builder
-  inputs = op.operands
-  combine = op.regions[0].block
-  size = inputs[0].type.shape[-1]
-  # Four registers' worth of lanes: four independent accumulator chains instead of one whose
-  # latency (a max with its NaN fix-up, a sum) would bound the loop.
-  lanes = min(size, 4 * lo.lanes_for(*[v.type for v in inputs]))
-  first = [T.splat(b, lo.evaluate(v, Index(prefix + (T.I32(0),), lanes)), lanes) for v in inputs]
-  if size > lanes:
-    slots = _carry(lo, first)
-    with lo.loop(size - lanes, lanes) as j:
-      position = b.add(j, T.I32(lanes))
-      chunk = [T.splat(b, lo.evaluate(v, Index(prefix + (position,), lanes)), lanes) for v in inputs]
-      current = [b.load(s.pointer, typ=s.llvm_type) for s in slots]
-      for s, v in zip(slots, lo.apply_region(combine, current + chunk)):
-        b.store(v, s.pointer)
-    first = [b.load(s.pointer, typ=s.llvm_type) for s in slots]
-  return _fold_lanes(lo, combine, first)
+  lanes = row_lanes(lo, ops[0])
+  ops = [op for op in ops if row_lanes(lo, op) == lanes]
+  shape = value.type.shape
+
+  def row(prefix):
+    def chunk(position):
+      index = Index(prefix + (position,), lanes)
+      dest.store(b, index, T.splat(b, lo.evaluate(value, index), lanes))
+      return [_inputs_at(lo, op, index) for op in ops]  # reads `value`'s chunk from the memo
+    return _reduce_row(lo, ops, lanes, chunk)
+
+  lo.count_work(value.type.numel)
+  if len(shape) == 1:
+    for op, values in zip(ops, row(())):
+      lo.env.update(zip(op.results, values))
+    return
+  outputs = [[lo.new_buffer(r.type) for r in op.results] for op in ops]
+  with lo.loop_nest(shape[:-1], 1) as index:
+    for buffers, values in zip(outputs, row(index.dims)):
+      for buf, v in zip(buffers, values):
+        buf.store(b, index, v)
+  for op, buffers in zip(ops, outputs):
+    lo.env.update(zip(op.results, buffers))
 
 
 def _sequential(lo, op, index: Index, axis: int, emit=None):
@@ -95,6 +140,8 @@ def _sequential(lo, op, index: Index, axis: int, emit=None):
 
 @register(STATEMENT, "tt.reduce")
 def _reduce(lo, op):
+  if op.results[0] in lo.env:
+    return  # computed with its input (compute_with_reductions)
   axis = op.attrs["axis"]
   shape = op.operands[0].type.shape
   if len(shape) == 1:
