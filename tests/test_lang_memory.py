@@ -500,3 +500,34 @@ def test_checkerboard_masks_2d():
   even = (np.add.outer(np.arange(M), np.arange(N)) % 2) == 0
   assert_equal(out[0], np.where(even, x, np.float32(-1)))
   assert_equal(out[1], np.where(even, np.float32(0), np.float32(9)))
+
+
+# ---- loads in a loop through pointers whose contiguity only the run time knows -------------------
+
+@triton.jit
+def wrapped_columns_kernel(x_ptr, out_ptr, rows, N, stride, BR: tl.constexpr, BN: tl.constexpr):
+  """Sums column blocks of x over its rows, BR rows per step, through the tutorial matmul's
+  `(start + j) % N` columns: consecutive unless the block wraps past N (memory.rows_contiguous,
+  tested once before the loop)."""
+  cols = (tl.program_id(0) * BN + tl.arange(0, BN)) % N
+  r = tl.arange(0, BR)
+  p = x_ptr + r[:, None] * stride + cols[None, :]
+  acc = tl.zeros((BN,), tl.float32)
+  for start in range(0, rows, BR):
+    acc += tl.sum(tl.load(p, mask=(start + r)[:, None] < rows, other=0.0), axis=0)
+    p += BR * stride
+  tl.store(out_ptr + tl.program_id(0) * BN + tl.arange(0, BN), acc)
+
+
+@pytest.mark.parametrize("n, programs", [(64, 2), (40, 2), (5, 1), (64, 3)])
+def test_loads_through_wrapping_pointers_in_a_loop(n, programs):
+  """n = 64: every block contiguous; 40: the second block wraps; 5: every chunk wraps; 3 programs
+  of 32 over 64 columns: the third starts over at column 0."""
+  rows, stride, br, bn = 37, 70, 8, 32
+  x = np.random.default_rng(n).integers(-9, 10, (rows, stride)).astype(np.float32)
+  out = np.zeros(programs * bn, np.float32)
+  run(wrapped_columns_kernel, {"x_ptr": "*fp32", "out_ptr": "*fp32", "rows": "i32", "N": "i32",
+                               "stride": "i32"},
+      [x, out, rows, n, stride], (programs,), {"BR": br, "BN": bn})
+  columns = np.arange(programs * bn) % n
+  assert_equal(out, x[:, columns].sum(0), "column sums")

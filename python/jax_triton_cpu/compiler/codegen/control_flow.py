@@ -8,7 +8,7 @@ from __future__ import annotations
 from llvmlite import ir as llvm
 
 from .. import ir
-from . import types as T
+from . import memory, types as T
 from .lowering import Buffer, Shifted
 from .registry import STATEMENT, register
 
@@ -92,6 +92,8 @@ def _for(lo, op):
     lo.builder.store(llvm.Constant(offset.llvm_type, 0), offset.pointer)
     shifted = Shifted(init, offset, T.memory_type(element.pointee) if is_pointer else None)
     shifted.step = increment
+    if is_pointer and isinstance(lo.env.get(init), Buffer) and _rows_unproven(lo, init):
+      shifted.rows_contiguous = memory.rows_contiguous(lo, lo.env[init])
     slots.append(shifted)
   signed = not op.attrs.get("unsignedCmp", False)
   less = (lambda x, y: b.icmp_signed("<", x, y)) if signed else (lambda x, y: b.icmp_unsigned("<", x, y))
@@ -113,6 +115,17 @@ def _for(lo, op):
   _loop_hints(lo, op, b.cbranch(less(following, upper), loop, done))
   b.position_at_end(done)
   _bind_slots(lo, op.results, slots)
+
+
+def _rows_unproven(lo, pointers: ir.Value) -> bool:
+  """Whether loads through this pointer tensor would test each chunk's contiguity at run time:
+  rows of scalars (not block pointers) longer than one lane chunk that axis info cannot prove
+  contiguous (the tutorial matmul's `offs_bn = (...) % N`)."""
+  element = pointers.type.element.pointee
+  n = pointers.type.shape[-1]
+  lanes = lo.lanes_for(ir.TensorType(pointers.type.shape, element))
+  return (isinstance(element, ir.ScalarType) and n > 1 and lanes > 1
+          and lo.axis[pointers].contiguity[-1] % lanes != 0)
 
 
 def _loop_hints(lo, op, back_edge):

@@ -84,6 +84,10 @@ class Shifted:
 
   def __init__(self, initial: ir.Value, offset: Slot, pointee=None):
     self.initial, self.offset, self.pointee = initial, offset, pointee
+    # For pointers whose contiguity axis info cannot prove (`(offs + j) % N`): an i1, computed
+    # once before the loop, telling whether every row of `initial` runs over consecutive elements
+    # (memory.rows_contiguous); loads then test it instead of each chunk's pointers.
+    self.rows_contiguous = None
 
   def load(self, lowering, index: "Index"):
     b = lowering.builder

@@ -10,7 +10,7 @@ from llvmlite import ir as llvm
 
 from .. import ir
 from . import bounds, types as T
-from .lowering import Index, _size_of
+from .lowering import Buffer, Index, Shifted, _size_of
 from .registry import ELEMENTWISE, SCALAR, STATEMENT, TENSOR, register
 
 
@@ -80,6 +80,29 @@ def _runs_contiguously(lo, pointers, element):
   return lo.call_intrinsic("vector.reduce.and", [same], ret=T.I1, overload=[same.type])
 
 
+def rows_contiguous(lo, pointers: Buffer):
+  """At run time: whether each row (last dimension, of 2 or more) of a buffer of pointers holds the
+  addresses of consecutive elements. One pass before a loop that reads through them, instead of a
+  check of every chunk in every iteration."""
+  b = lo.builder
+  element = T.memory_type(pointers.type.element.pointee)
+  shape = pointers.type.shape
+  lanes = lo.lanes_for(pointers.type)
+  assert lanes > 1
+  flag = lo.slot_of(T.I1)
+  b.store(T.I1(1), flag.pointer)
+  with lo.loop_nest(shape, lanes) as index:
+    first = pointers.load(b, Index(index.dims[:-1] + (T.I32(0),), 1))
+    chunk = pointers.load(b, index)
+    offsets = b.add(T.splat(b, index.dims[-1], lanes), T.iota(lanes))
+    expected = b.gep(T.splat(b, first, lanes), [offsets], source_etype=element)
+    same = b.icmp_unsigned("==", b.ptrtoint(chunk, T.of_lanes(T.I64, lanes)),
+                           b.ptrtoint(expected, T.of_lanes(T.I64, lanes)))
+    every = lo.call_intrinsic("vector.reduce.and", [same], ret=T.I1, overload=[same.type])
+    b.store(b.and_(b.load(flag.pointer, typ=T.I1), every), flag.pointer)
+  return b.load(flag.pointer, typ=T.I1)
+
+
 def _either(lo, condition, if_true, if_false):
   """if_true() if condition else if_false(), as branches (only one of them runs)."""
   b = lo.builder
@@ -135,9 +158,18 @@ def load(lo, op: ir.Op, pointer, mask, other, contiguous: bool):
 def _tensor_load(lo, value, index: Index):
   op = value.op
   ptr, mask, other = _load_operands(op)
+  mask = lo.evaluate(mask, index) if mask is not None else None
+  other = lo.evaluate(other, index) if other is not None else None
+  held = lo.env.get(ptr)
+  if (isinstance(held, Shifted) and held.rows_contiguous is not None and index.lanes > 1
+      and not _contiguous(lo, ptr, index.lanes)):
+    def vector_load():  # from the chunk's first pointer alone
+      first = held.load(lo, Index(index.dims, 1))
+      return load(lo, op, T.splat(lo.builder, first, index.lanes), mask, other, True)
+    return _either(lo, held.rows_contiguous, vector_load,
+                   lambda: load(lo, op, lo.evaluate(ptr, index), mask, other, False))
   pointer = lo.evaluate(ptr, index)
-  return load(lo, op, pointer, lo.evaluate(mask, index) if mask is not None else None,
-              lo.evaluate(other, index) if other is not None else None,
+  return load(lo, op, pointer, mask, other,
               T.lanes(pointer) > 1 and _contiguous(lo, ptr, index.lanes))
 
 
