@@ -147,18 +147,26 @@ def per_lane_call(lo, fn: llvm.Function, args):
 def _exp_f32(lo, x, base2: bool):
   """e^x or 2^x for f32 vectors, inline (a libmvec call costs more than the math in a softmax):
   x = n ln2 + r (Cody-Waite: ln2 in two parts, so r keeps its bits), e^r from Cephes' expf
-  polynomial (about 1 ulp), times 2^n. Out of range gives 0 or inf; NaN stays NaN."""
+  polynomial (about 1 ulp), times 2^n. Out of range gives 0 or inf; NaN stays NaN.
+
+  Every step lets NaN through without a fix-up: the clamps are compare-and-selects (one
+  vmaxps / vminps each on x86, where llvm.maxnum needs three instructions), and n comes from
+  adding 1.5 * 2^23, whose low bits are n as an integer (no fptosi, which is poison for NaN)."""
   b = lo.builder
   c = lambda v: T.constant(x.type, v)
   fma = lambda p, q, r: lo.call_intrinsic("fma", [p, q, r])
   i32 = T.of_lanes(T.I32, T.lanes(x))
   low, high = (-151.0, 129.0) if base2 else (-104.7, 89.5)  # beyond: 0 and inf
-  clamped = lo.call_intrinsic("minnum", [lo.call_intrinsic("maxnum", [x, c(low)]), c(high)])
+  clamped = b.select(b.fcmp_ordered(">", c(low), x), c(low), x)
+  clamped = b.select(b.fcmp_ordered("<", c(high), clamped), c(high), clamped)
+  magic = c(12582912.0)  # 1.5 * 2^23: t = n + magic holds n in its low mantissa bits
   if base2:
-    n = lo.call_intrinsic("roundeven", [clamped])
+    shifted = b.fadd(clamped, magic)
+    n = b.fsub(shifted, magic)
     r = b.fmul(b.fsub(clamped, n), c(0.6931471805599453))  # x - n is exact
   else:
-    n = lo.call_intrinsic("roundeven", [b.fmul(clamped, c(1.4426950408889634))])
+    shifted = fma(clamped, c(1.4426950408889634), magic)
+    n = b.fsub(shifted, magic)
     r = fma(n, c(-0.693359375), clamped)
     r = fma(n, c(2.12194440e-4), r)
   p = c(1.9875691500e-4)
@@ -166,18 +174,15 @@ def _exp_f32(lo, x, base2: bool):
                       5.0000001201e-1):
     p = fma(p, r, c(coefficient))
   mantissa = fma(b.fmul(p, r), r, b.fadd(r, c(1.0)))
-  k = b.fptosi(n, i32)
+  k = b.sub(b.bitcast(shifted, i32), b.bitcast(magic, i32))
   if lo.target.has("avx512f", "avx512vl"):  # ldexp is one vscalefps, subnormal results included
-    result = lo.call_intrinsic("ldexp", [mantissa, k], overload=[x.type, i32])
-  else:
-    # Scale by 2^n in two steps (2^(n/2) twice), so that results near the ends of the range,
-    # where 2^n alone is not a normal f32, come out right (without AVX-512, LLVM's ldexp is a
-    # libm call per lane).
-    half = b.ashr(k, T.constant(i32, 1))
-    scale = lambda e: b.bitcast(b.shl(b.add(e, T.constant(i32, 127)), T.constant(i32, 23)),
-                                x.type)
-    result = b.fmul(b.fmul(mantissa, scale(half)), scale(b.sub(k, half)))
-  return b.select(b.fcmp_unordered("uno", x, x), x, result)
+    return lo.call_intrinsic("ldexp", [mantissa, k], overload=[x.type, i32])
+  # Scale by 2^n in two steps (2^(n/2) twice), so that results near the ends of the range, where
+  # 2^n alone is not a normal f32, come out right (without AVX-512, LLVM's ldexp is a libm call
+  # per lane).
+  half = b.ashr(k, T.constant(i32, 1))
+  scale = lambda e: b.bitcast(b.shl(b.add(e, T.constant(i32, 127)), T.constant(i32, 23)), x.type)
+  return b.fmul(b.fmul(mantissa, scale(half)), scale(b.sub(k, half)))
 
 
 def _exp(lo, op, x):
