@@ -1,14 +1,11 @@
-"""An experiment: what non-temporal stores would change (the code generator does not emit them).
+"""Non-temporal stores on and off: what codegen/memory.py's streaming stores change.
 
   python benchmarks/nontemporal_stores.py
 
 Compiles layer norm 4096x1024, softmax 8192x4096 and axpy 2^24 twice in one process, once as
-usual and once with memory.store replaced by a version that writes every full, aligned chunk with
-a non-temporal store (`store ... !nontemporal`: the output's lines are not read for ownership
-first), and samples both interleaved, with XLA's layer norm for reference. A real implementation
-would also need an sfence before the launch ends (non-temporal stores are weakly ordered) and a
-policy for when to use them: they push the output out of the caches, which costs a consumer that
-would have found it there.
+usual (stores of a launch writing at least half the last-level cache stream) and once with
+streaming turned off (memory._streaming replaced by one that never streams), checks that both
+give the same bits, and samples them interleaved, with XLA's layer norm for reference.
 """
 from __future__ import annotations
 
@@ -20,10 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import triton
-from llvmlite import ir as llvm
 
 import jax_triton_cpu as jt
-from jax_triton_cpu.compiler.codegen import memory, types as T
+from jax_triton_cpu.compiler.codegen import memory
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import layer_norm  # noqa: E402
@@ -31,34 +27,14 @@ import softmax  # noqa: E402
 import vector_add  # noqa: E402
 from timing import interleaved  # noqa: E402
 
-REGULAR_STORE = memory.store
+STREAMING = memory._streaming
+NEVER = lambda lo, op, ptr, lanes: None
 
 
-def nontemporal_store(lo, op, value_type, pointer, value, mask, contiguous):
-  """memory.store, with a non-temporal store for every full chunk aligned to its size."""
-  b = lo.builder
-  n = max(T.lanes(pointer), T.lanes(value), T.lanes(mask) if mask is not None else 1)
-  regular = lambda: REGULAR_STORE(lo, op, value_type, pointer, value, mask, contiguous)
-  if not contiguous or n == 1 or lo.bounds is not None:
-    return regular()
-  first = memory._first(b, pointer)
-  vector = memory._vector(b, memory._to_memory(b, value, value_type), n)
-  nbytes = n * memory._size_of(T.element(vector.type))
-  aligned = b.icmp_unsigned("==", b.and_(b.ptrtoint(first, T.I64), T.I64(nbytes - 1)), T.I64(0))
-  if mask is not None:
-    every = lo.call_intrinsic("vector.reduce.and", [memory._vector(b, mask, n)], ret=T.I1,
-                              overload=[llvm.VectorType(T.I1, n)])
-    aligned = b.and_(aligned, every)
-
-  def streaming():
-    store = b.store(vector, first, align=nbytes)
-    store.set_metadata("nontemporal", lo.module.add_metadata([llvm.Constant(llvm.IntType(32), 1)]))
-  memory._either(lo, aligned, streaming, regular)
-
-
-def compiled(store):
-  """The three kernels compiled with `store` as the store lowering (own cache, own kernels)."""
-  memory.store = store
+def compiled(streaming):
+  """The three kernels compiled with `streaming` deciding which stores stream (own cache, own
+  kernels)."""
+  memory._streaming = streaming
   os.environ["JAX_TRITON_CPU_CACHE_DIR"] = tempfile.mkdtemp()
   norm_kernel = triton.JITFunction(layer_norm.layer_norm_kernel.fn)
   softmax_kernel = triton.JITFunction(softmax.softmax_kernel.fn)
@@ -83,13 +59,13 @@ def main():
   wide = jnp.asarray(rng.standard_normal((8192, 4096), dtype=np.float32))
   x, y = (jnp.asarray(rng.standard_normal(1 << 24, dtype=np.float32)) for _ in "xy")
   fns, results = {}, {}
-  for name, store in (("regular", REGULAR_STORE), ("non-temporal", nontemporal_store)):
-    norm, soft, axpy = compiled(store)
-    results[name] = (norm(rows, w, b), soft(wide), axpy(x, y))  # compiled with `store` in place
+  for name, streaming in (("regular", NEVER), ("non-temporal", STREAMING)):
+    norm, soft, axpy = compiled(streaming)
+    results[name] = (norm(rows, w, b), soft(wide), axpy(x, y))  # compiled with `streaming`
     fns[f"layer_norm {name}"] = lambda f=norm: f(rows, w, b)
     fns[f"softmax 8192x4096 {name}"] = lambda f=soft: f(wide)
     fns[f"axpy 2^24 {name}"] = lambda f=axpy: f(x, y)
-  memory.store = REGULAR_STORE
+  memory._streaming = STREAMING
   for a, c in zip(*results.values()):
     np.testing.assert_array_equal(a, c)
   reference = jax.jit(lambda x, w, b: layer_norm.reference(x, w, b))

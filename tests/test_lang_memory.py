@@ -531,3 +531,60 @@ def test_loads_through_wrapping_pointers_in_a_loop(n, programs):
       [x, out, rows, n, stride], (programs,), {"BR": br, "BN": bn})
   columns = np.arange(programs * bn) % n
   assert_equal(out, x[:, columns].sum(0), "column sums")
+
+
+# ---- non-temporal stores for launches that write much (codegen/memory.py _streaming) -------------
+
+@triton.jit
+def stream_copy_kernel(x_ptr, out_ptr, n, shift, BLOCK: tl.constexpr):
+  offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+  mask = offs < n
+  tl.store(out_ptr + shift + offs, tl.load(x_ptr + offs, mask=mask), mask=mask)
+
+
+@triton.jit
+def loop_store_kernel(x_ptr, out_ptr, BLOCK: tl.constexpr):
+  offs = tl.arange(0, BLOCK)
+  for i in range(4):
+    tl.store(out_ptr + i * BLOCK + offs, tl.load(x_ptr + i * BLOCK + offs))
+
+
+@triton.jit
+def copy_and_count_kernel(x_ptr, out_ptr, count_ptr, BLOCK: tl.constexpr):
+  offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+  tl.store(out_ptr + offs, tl.load(x_ptr + offs))
+  tl.atomic_add(count_ptr, 1)
+
+
+COPY_SIGNATURE = {"x_ptr": "*fp32", "out_ptr": "*fp32", "n": "i32", "shift": "i32"}
+
+
+def test_stores_that_run_once_per_program_may_stream():
+  """A top-level store gets a non-temporal path (taken at run time when the grid writes at least
+  half the last-level cache) and the launch an sfence; a store in a loop does not, nor one in a
+  kernel with atomics (other programs may wait on them for its data)."""
+  from direct_launch import compile_kernel
+  copy = compile_kernel(stream_copy_kernel, COPY_SIGNATURE, {"BLOCK": 256})
+  assert "!nontemporal" in copy.llvm_ir and "llvm.x86.sse.sfence" in copy.llvm_ir
+  looped = compile_kernel(loop_store_kernel, {"x_ptr": "*fp32", "out_ptr": "*fp32"},
+                          {"BLOCK": 256})
+  assert "!nontemporal" not in looped.llvm_ir and "sfence" not in looped.llvm_ir
+  counted = compile_kernel(copy_and_count_kernel, {"x_ptr": "*fp32", "out_ptr": "*fp32",
+                                                   "count_ptr": "*i32"}, {"BLOCK": 256})
+  assert "!nontemporal" not in counted.llvm_ir
+
+
+@pytest.mark.parametrize("shift", [0, 1, 16])
+def test_streaming_stores_write_what_regular_ones_do(monkeypatch, shift):
+  """Every store streams ("+stream-stores"): whole aligned chunks through non-temporal stores,
+  misaligned ones (shift 1) and the masked tail through regular ones."""
+  from direct_launch import compile_kernel, launch
+  monkeypatch.setenv("JAX_TRITON_CPU_TARGET", "x86-64-v3,+stream-stores")
+  c = compile_kernel(stream_copy_kernel, COPY_SIGNATURE, {"BLOCK": 256})
+  assert "vmovntps" in c.asm
+  n = 1000
+  x = np.arange(n, dtype=np.float32) + 0.5
+  out = np.full(n + 64, SENTINEL, np.float32)
+  assert launch(c, [x, out, n, shift], (-(-n // 256), 1, 1)) == 0
+  assert_equal(out[shift:shift + n], x, "copied")
+  assert (out[:shift] == SENTINEL).all() and (out[shift + n:] == SENTINEL).all()

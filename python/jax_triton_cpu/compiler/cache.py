@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import warnings
 
+from .host import last_level_cache_bytes
 
 
 @functools.cache
@@ -108,13 +109,15 @@ def verified(library: str, expected_hash: str) -> bool:
 
 @functools.cache
 def _cpu_description() -> str:
-  """The host CPU's model and feature flags, read cheaply (no LLVM)."""
+  """The host CPU's model, feature flags and last-level cache size (which decides when stores
+  stream), read cheaply (no LLVM)."""
   try:
     with open("/proc/cpuinfo") as f:
       lines = [l for l in f if l.startswith(("model name", "flags", "Features", "CPU part"))]
-    return "".join(sorted(set(lines)))
+    description = "".join(sorted(set(lines)))
   except OSError:
-    return platform.processor()
+    description = platform.processor()
+  return f"{description}llc {last_level_cache_bytes()}\n"
 
 
 def kernel_key(source_key: str) -> str:

@@ -9,6 +9,8 @@ import os
 
 from llvmlite import binding as llvm
 
+from .host import last_level_cache_bytes
+
 
 @dataclasses.dataclass(frozen=True)
 class Target:
@@ -18,6 +20,9 @@ class Target:
   vector_bits: int   # width of one SIMD register the generated loops are written for
   enabled: frozenset = frozenset()  # names of the features the code generators may use
   is_host: bool = False             # the CPU this process runs on (not JAX_TRITON_CPU_TARGET)
+  # A launch whose grid stores at least this many bytes through one tt.store writes them with
+  # non-temporal stores (codegen/memory.py): half the last-level cache.
+  streaming_store_bytes: int = 16 << 20
 
   @property
   def key(self) -> str:
@@ -49,8 +54,16 @@ NAMED_CPUS = {
 
 # Features of ours, not LLVM's (kept out of the feature string LLVM gets): "emulate-amx" has the
 # AMX dot kernels run their tile instructions as plain loops, for testing their addressing on
-# machines without AMX.
-PSEUDO_FEATURES = frozenset({"emulate-amx"})
+# machines without AMX; "stream-stores" makes every store that may stream do so, whatever its
+# size (for testing that path).
+PSEUDO_FEATURES = frozenset({"emulate-amx", "stream-stores"})
+
+
+def _streaming_store_bytes(enabled) -> int:
+  if "stream-stores" in enabled:
+    return 0
+  llc = last_level_cache_bytes()
+  return llc // 2 if llc else Target.streaming_store_bytes
 
 
 def _vector_bits(features, triple: str) -> int:
@@ -85,11 +98,12 @@ def _target(override: str) -> Target:
         - {f[1:] for f in features if f.startswith("-")}
     llvm_features = [f for f in features if f[1:] not in PSEUDO_FEATURES]
     return Target(triple, cpu, ",".join(llvm_features), _vector_bits(enabled, triple),
-                  frozenset(enabled))
+                  frozenset(enabled), streaming_store_bytes=_streaming_store_bytes(enabled))
   host_features = llvm.get_host_cpu_features()
   enabled = frozenset(name for name, on in host_features.items() if on)
   return Target(triple, llvm.get_host_cpu_name(), host_features.flatten(),
-                _vector_bits(enabled, triple), enabled, is_host=True)
+                _vector_bits(enabled, triple), enabled, is_host=True,
+                streaming_store_bytes=_streaming_store_bytes(enabled))
 
 
 # Linux keeps AMX tile data off until a process asks (arch_prctl, Linux 5.16+); a tile instruction

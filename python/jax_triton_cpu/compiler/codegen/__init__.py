@@ -55,6 +55,6 @@ def generate(module: ir.Module, target: Target, options: CPUOptions):
         f"tiles, more than the {STACK_LIMIT // 2**20} MiB the CPU backend allows (threads have "
         "8 MiB stacks); use smaller blocks")
   trampoline = abi.define_trampoline(llvm_module, kernel, len(function.params),
-                                     f"{function.name}_launch", list(extents))
+                                     f"{function.name}_launch", list(extents), lowering.streams)
   return str(llvm_module), kernel.name, trampoline.name, lowering.work
 

@@ -46,14 +46,16 @@ def kernel_params(kernel: llvm.Function, function: ir.Function):
 
 
 def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int, name: str,
-                      extents: list[int] = ()):
+                      extents: list[int] = (), fence_stores: bool = False):
   """int32_t NAME(void* const* args, uint64_t first, uint64_t last, uint32_t gx, gy, gz):
   runs programs [first, last) of the flattened grid (x fastest); stops at the first program that
   fails (a device assert, an out-of-bounds access in checked mode) and returns its status. For
   each parameter index i in `extents`, args[n_params + i] points at the byte size of its buffer
   (docs/abi.md), passed to a checked kernel. Also defines `const char* NAME_message(void)`,
   the calling thread's failure message, and `uint64_t NAME_program(void)`, the flattened id of the
-  program the calling thread runs (the runtime names it when kernel code faults)."""
+  program the calling thread runs (the runtime names it when kernel code faults).
+  fence_stores: the kernel may store non-temporally (weakly ordered), so the call ends with an
+  sfence, before the runtime tells anyone that the launch is done."""
   message_fn = llvm.Function(module, llvm.FunctionType(T.PTR, []), name=f"{name}_message")
   builder = llvm.IRBuilder(message_fn.append_basic_block())
   builder.ret(debug.thread_state(module, builder)[2])
@@ -104,5 +106,7 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
   failed = b.icmp_unsigned("!=", b.load(status, typ=T.I32), T.I32(0))
   b.cbranch(b.and_(b.icmp_unsigned("<", next_i, last), b.not_(failed)), loop, done)
   b.position_at_end(done)
+  if fence_stores:
+    b.call(T.declare(module, "llvm.x86.sse.sfence", llvm.VoidType(), []), [])
   b.ret(b.load(status, typ=T.I32))
   return fn

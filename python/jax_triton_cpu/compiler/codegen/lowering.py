@@ -126,6 +126,7 @@ class FunctionLowering:
     self.builder = llvm.IRBuilder(body)
     self.program_ids: tuple = ()
     self.bounds = None  # bounds.Bounds in checked mode
+    self.streams = False  # whether a store may be non-temporal (the launch then ends in sfence)
     self.num_programs: tuple = ()
     self._memo: dict = {}
     # Elements one program processes (loop nests and dot products), None once it depends on a
