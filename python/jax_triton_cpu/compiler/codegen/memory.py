@@ -92,13 +92,12 @@ def rows_contiguous(lo, pointers: Buffer):
   flag = lo.slot_of(T.I1)
   b.store(T.I1(1), flag.pointer)
   with lo.loop_nest(shape, lanes) as index:
-    first = pointers.load(b, Index(index.dims[:-1] + (T.I32(0),), 1))
+    row_start = pointers.load(b, Index(index.dims[:-1] + (T.I32(0),), 1))
     chunk = pointers.load(b, index)
-    offsets = b.add(T.splat(b, index.dims[-1], lanes), T.iota(lanes))
-    expected = b.gep(T.splat(b, first, lanes), [offsets], source_etype=element)
-    same = b.icmp_unsigned("==", b.ptrtoint(chunk, T.of_lanes(T.I64, lanes)),
-                           b.ptrtoint(expected, T.of_lanes(T.I64, lanes)))
-    every = lo.call_intrinsic("vector.reduce.and", [same], ret=T.I1, overload=[same.type])
+    in_place = b.icmp_unsigned(  # the chunk starts where the row's start says it should
+        "==", b.ptrtoint(_first(b, chunk), T.I64),
+        b.ptrtoint(b.gep(row_start, [index.dims[-1]], source_etype=element), T.I64))
+    every = b.and_(in_place, _runs_contiguously(lo, chunk, element))
     b.store(b.and_(b.load(flag.pointer, typ=T.I1), every), flag.pointer)
   return b.load(flag.pointer, typ=T.I1)
 
@@ -187,10 +186,9 @@ def store(lo, op, value_type, pointer, value, mask, contiguous: bool, streaming=
   b = lo.builder
   n = max(T.lanes(pointer), T.lanes(value), T.lanes(mask) if mask is not None else 1)
   if streaming is not None and n > 1 and contiguous:
-    element = _size_of(T.element(_to_memory(b, value, value_type).type))
-    _either(lo, _streams(lo, streaming, pointer, mask, n, element),
-            lambda: _store_nontemporal(lo, _vector(b, _to_memory(b, value, value_type), n),
-                                       _first(b, pointer)),
+    in_memory = _vector(b, _to_memory(b, value, value_type), n)
+    _either(lo, _streams(lo, streaming, pointer, mask, n, _size_of(T.element(in_memory.type))),
+            lambda: _store_nontemporal(lo, in_memory, _first(b, pointer)),
             lambda: store(lo, op, value_type, pointer, value, mask, contiguous))
     return
   value = _to_memory(b, value, value_type)
