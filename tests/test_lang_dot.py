@@ -6,6 +6,8 @@ Exactness: integer-valued inputs make every product and partial sum exact, so th
 compared exactly whatever the summation order. Random-normal inputs are compared with the float64
 product within K * eps(accumulator) * (|A| @ |B|) (ieee, tf32x3) or 2^-10 * (|A| @ |B|) (tf32, whose
 inputs may be rounded to a 10-bit mantissa)."""
+import re
+
 import numpy as np
 import pytest
 import triton
@@ -555,3 +557,117 @@ def test_k_padding_keeps_signed_zeros(target, monkeypatch):
   acc = np.full((m, n), -0.0, np.float32)
   c, _ = _dot_for(RUNNABLE[target](), monkeypatch, a, b, "bf16", "fp32", acc=acc)
   assert np.signbit(c).all(), f"{target}: {c[0, :4]}"
+
+
+# ---- an accumulator rescaled every iteration (flash attention's acc * alpha + p @ v) ----------
+
+@triton.jit
+def rescaled_accumulator_kernel(a_ptr, b_ptr, scale_ptr, c_ptr, total_ptr, STEPS: tl.constexpr,
+                                M: tl.constexpr, N: tl.constexpr, K: tl.constexpr,
+                                READ_ACC: tl.constexpr):
+  """acc = acc * scale[step][:, None] + a[step] @ b[step]; READ_ACC also sums acc before each
+  update (the carried acc then has a second reader and cannot be overwritten in place)."""
+  rm, rn, rk = tl.arange(0, M), tl.arange(0, N), tl.arange(0, K)
+  acc = tl.zeros((M, N), dtype=tl.float32)
+  total = tl.zeros((M,), dtype=tl.float32)
+  for step in range(STEPS):
+    a = tl.load(a_ptr + step * M * K + rm[:, None] * K + rk[None, :])
+    b = tl.load(b_ptr + step * K * N + rk[:, None] * N + rn[None, :])
+    scale = tl.load(scale_ptr + step * M + rm)
+    if READ_ACC:
+      total += tl.sum(acc, axis=1)
+    acc = tl.dot(a, b, acc * scale[:, None])
+  tl.store(c_ptr + rm[:, None] * N + rn[None, :], acc)
+  tl.store(total_ptr + rm, total)
+
+
+RESCALED_CASES = [(t, d, r) for t in RUNNABLE for d in ("bf16", "fp32") for r in (False, True)]
+
+
+@pytest.mark.parametrize("target,dtype,read_acc", RESCALED_CASES,
+                         ids=[f"{t}-{d}-{'read' if r else 'in-place'}" for t, d, r in RESCALED_CASES])
+def test_accumulator_rescaled_in_its_loop_slot(target, dtype, read_acc, monkeypatch):
+  """The rescaled accumulator is computed over the loop's own acc and the dot sums into it (no
+  copy per iteration) unless something else reads acc; both give the exact result (integer data,
+  power-of-two scales)."""
+  steps, m, n, k = 3, 32, 32, 32
+  rng = np.random.default_rng(21)
+  a, b = _ints((steps, m, k), dtype, rng), _ints((steps, k, n), dtype, rng)
+  scale = (2.0 ** rng.integers(-2, 3, (steps, m))).astype(np.float32)
+  c, total = np.zeros((m, n), np.float32), np.zeros((m,), np.float32)
+  signature = {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "scale_ptr": "*fp32",
+               "c_ptr": "*fp32", "total_ptr": "*fp32"}
+  compiled = _compiled_for(RUNNABLE[target](), monkeypatch, rescaled_accumulator_kernel, signature,
+                           {"STEPS": steps, "M": m, "N": n, "K": k, "READ_ACC": read_acc})
+  assert launch(compiled, [a, b, scale, c, total], (1,), types=list(signature.values())) == 0
+  acc, expected_total = np.zeros((m, n)), np.zeros((m,))
+  for s in range(steps):
+    expected_total += acc.sum(axis=1)
+    acc = acc * scale[s][:, None] + _exact(a[s], b[s])
+  assert_equal(c, acc.astype(np.float32), f"{target} {dtype}")
+  if read_acc:
+    assert_equal(total, expected_total.astype(np.float32), f"{target} {dtype} total")
+  copies = re.findall(r"llvm\.memcpy\.\S+\(ptr \S+, ptr \S+, i64 4096,", compiled.llvm_ir)
+  assert bool(copies) == read_acc, "a copy of acc per iteration, and only where acc is read"
+
+
+# ---- AMX tile configuration: once per launch, or per dot ---------------------------------------
+
+@triton.jit
+def two_dots_kernel(a_ptr, b_ptr, d_ptr, e_ptr, c_ptr, M: tl.constexpr, N: tl.constexpr,
+                    K: tl.constexpr, K2: tl.constexpr):
+  rm, rn, rk, rk2 = tl.arange(0, M), tl.arange(0, N), tl.arange(0, K), tl.arange(0, K2)
+  a = tl.load(a_ptr + rm[:, None] * K + rk[None, :])
+  b = tl.load(b_ptr + rk[:, None] * N + rn[None, :])
+  d = tl.load(d_ptr + rm[:, None] * K2 + rk2[None, :])
+  e = tl.load(e_ptr + rk2[:, None] * N + rn[None, :])
+  tl.store(c_ptr + rm[:, None] * N + rn[None, :], tl.dot(a, b) + tl.dot(d, e))
+
+
+def _two_dots(target, monkeypatch, k2):
+  m, n, k = 32, 32, 64
+  rng = np.random.default_rng(k2)
+  a, b = _ints((m, k), "bf16", rng), _ints((k, n), "bf16", rng)
+  d, e = _ints((m, k2), "bf16", rng), _ints((k2, n), "bf16", rng)
+  c = np.zeros((m, n), np.float32)
+  signature = {"a_ptr": "*bf16", "b_ptr": "*bf16", "d_ptr": "*bf16", "e_ptr": "*bf16",
+               "c_ptr": "*fp32"}
+  compiled = _compiled_for(target, monkeypatch, two_dots_kernel, signature,
+                           {"M": m, "N": n, "K": k, "K2": k2})
+  return compiled, (a, b, d, e, c), _exact(a, b) + _exact(d, e)
+
+
+def _functions(asm: str) -> dict[str, str]:
+  """The assembly's text by symbol: what precedes its `.size NAME, ...` line, after the one
+  before."""
+  pieces = re.split(r"^\s*\.size\s+([\w.]+),.*$", asm, flags=re.M)
+  return {name: text for text, name in zip(pieces[0::2], pieces[1::2])}
+
+
+@pytest.mark.parametrize("k2,once", [(64, True), (16, False)], ids=["one-config", "two-configs"])
+def test_tile_configuration_loaded_once_per_launch(k2, once, monkeypatch):
+  """Dots of one tile configuration (K = 64 and 64: 32 bf16 per tile row) leave ldtilecfg and
+  tilerelease to the launch, around all its programs; dots of two (K = 64 and 16: 16 per row)
+  configure and release each (compiled for Sapphire Rapids)."""
+  compiled, _, _ = _two_dots("sapphirerapids", monkeypatch, k2)
+  functions = _functions(compiled.asm)
+  kernel, launch_fn = functions["two_dots_kernel"], functions["two_dots_kernel_launch"]
+  assert kernel.count("tdpbf16ps") > 0
+  if once:
+    assert "ldtilecfg" not in kernel and "tilerelease" not in kernel
+    assert launch_fn.count("ldtilecfg") == 1 and launch_fn.count("tilerelease") == 1
+  else:
+    assert kernel.count("ldtilecfg") == 2 and kernel.count("tilerelease") == 2
+    assert "ldtilecfg" not in launch_fn and "tilerelease" not in launch_fn
+
+
+@pytest.mark.parametrize("target", ["host", "emulated-amx"])
+@pytest.mark.parametrize("k2", [64, 16], ids=["one-config", "two-configs"])
+def test_dots_of_one_or_two_tile_configurations(target, k2, monkeypatch):
+  """Both ways give the exact sum of the two products (natively on an AMX host), over a grid of
+  programs that one launch runs one after another."""
+  compiled, (a, b, d, e, c), expected = _two_dots(RUNNABLE[target](), monkeypatch, k2)
+  for _ in range(2):
+    c[:] = 0
+    assert launch(compiled, [a, b, d, e, c], (8,), types=["*bf16"] * 4 + ["*fp32"]) == 0
+    assert_equal(c, expected.astype(np.float32), f"{target} K2={k2}")

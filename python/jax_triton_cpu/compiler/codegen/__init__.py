@@ -7,7 +7,7 @@ from .. import inline, ir
 from ..options import CPUOptions
 from ..target import Target
 # (importing a rule module registers its rules)
-from . import (abi, atomics, bounds, control_flow, debug, dot, dot_scaled,  # noqa: F401
+from . import (abi, atomics, bounds, control_flow, debug, dot, dot_amx, dot_scaled,  # noqa: F401
                elementwise, libdevice, math, memory, reduction, shape, tensor)
 from .lowering import FunctionLowering
 from .registry import supported
@@ -55,6 +55,7 @@ def generate(module: ir.Module, target: Target, options: CPUOptions):
         f"tiles, more than the {STACK_LIMIT // 2**20} MiB the CPU backend allows (threads have "
         "8 MiB stacks); use smaller blocks")
   trampoline = abi.define_trampoline(llvm_module, kernel, len(function.params),
-                                     f"{function.name}_launch", list(extents), lowering.streams)
+                                     f"{function.name}_launch", list(extents), lowering.streams,
+                                     dot_amx.finish_tiles(llvm_module))
   return str(llvm_module), kernel.name, trampoline.name, lowering.work
 

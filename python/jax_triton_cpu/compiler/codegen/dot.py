@@ -142,10 +142,34 @@ def _accumulates_in_place(acc: ir.Value, result: ir.Value) -> bool:
   return terminator.operands.count(result) == 1 and terminator.operands[slot] is result
 
 
+def _updated_in_place(lo, acc: ir.Value, result: ir.Value, compute) -> ir.Value | None:
+  """The value a loop carries that this dot's accumulator may be computed over, in its buffer:
+  `acc = tl.dot(a, b, acc * alpha[:, None])` (flash attention), where the accumulator is a
+  lane-wise function of the carried acc, which nothing else reads, and the result goes back into
+  its slot. The dot then sums into that slot and the loop copies nothing."""
+  if len(result.uses) != 1 or len(acc.uses) != 1 or ir.element_type(result.type) != compute:
+    return None
+  terminator = result.uses[0]
+  loop = terminator.parent.parent.parent if terminator.parent is not None else None
+  if terminator.name != "scf.yield" or loop is None or loop.name != "scf.for":
+    return None
+  carried = terminator.parent.args[1 + terminator.operands.index(result)]
+  held = lo.env.get(carried)
+  if (len(carried.uses) != 1 or terminator.operands.count(result) != 1 or
+      not isinstance(held, Buffer) or held.type != result.type or
+      acc in lo.plan.materialized or not lo.plan.lane_wise_of(acc, carried)):
+    return None
+  return carried
+
+
 def _accumulator(lo, acc: ir.Value, result: ir.Value, compute: ir.ScalarType):
   """The buffer C is summed into, and whether it starts at zero (then it is not read)."""
   if _is_zero(acc):
     return lo.new_buffer(ir.TensorType(result.type.shape, compute)), True
+  carried = _updated_in_place(lo, acc, result, compute)
+  if carried is not None:
+    lo.compute_into(acc, lo.env[carried])
+    return lo.env[carried], False
   c = pack_rows(lo, acc, compute)
   if c is lo.env.get(acc) and not _accumulates_in_place(acc, result):
     copy = lo.new_buffer(c.type)  # the accumulator operand's own buffer must stay as it is

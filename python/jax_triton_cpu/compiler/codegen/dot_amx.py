@@ -6,9 +6,13 @@ A is read in place from its packed rows (a tile row is K_TILE consecutive elemen
 A), B from its K-group packing in panels of 16 columns (a tile is 16 K groups of one panel, 1 KiB
 in a row), C from its buffer.
 
-Tiles are configured (ldtilecfg) at the start of each dot and released at its end. Linux hands
-out AMX tile state only to processes that ask (arch_prctl), so a library that uses tiles asks in a
-constructor that runs when it is loaded.
+A kernel whose dots all use one tile configuration loads it (ldtilecfg) once per launch, in its
+trampoline, and releases the tiles when the launch's programs are done: both cost hundreds of
+cycles, as much as a 128 x 64 x 64 dot's tile multiplies. Otherwise each dot configures the tiles
+at its start and releases them at its end. Each dot calls a configure and a release function whose
+bodies finish_tiles writes once the whole kernel is lowered. Linux hands out AMX tile state only to
+processes that ask (arch_prctl), so a library that uses tiles asks in a constructor that runs when
+it is loaded.
 """
 from __future__ import annotations
 
@@ -62,7 +66,8 @@ class Tiles:
 
   def configure(self, shapes: dict):
     _request_permission(self.lo.module)
-    self._call("ldtilecfg", _config(self.lo.module, shapes))
+    config = _config(self.lo.module, shapes)
+    self.lo.builder.call(_stub(self.lo.module, CONFIGURE + config.name), [])
 
   def zero(self, t: int):
     self._call("tilezero", _tile(t))
@@ -77,7 +82,7 @@ class Tiles:
     self._call(instruction, _tile(c), _tile(a), _tile(b))
 
   def release(self):
-    self._call("tilerelease")
+    self.lo.builder.call(_stub(self.lo.module, RELEASE), [])
 
 
 class EmulatedTiles(Tiles):
@@ -227,6 +232,41 @@ def _config(module, shapes: dict):
   g.align = 64
   g.initializer = llvm.Constant(array, bytearray(data))
   return g
+
+
+CONFIGURE, RELEASE = "jtc.amx_configure.", "jtc.amx_release"  # the dots' calls, by name
+
+
+def _stub(module, name: str) -> llvm.Function:
+  """A function of no arguments, inlined where called, whose body finish_tiles defines."""
+  fn = module.globals.get(name)
+  if fn is None:
+    fn = llvm.Function(module, llvm.FunctionType(llvm.VoidType(), []), name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("alwaysinline")
+  return fn
+
+
+def finish_tiles(module) -> llvm.GlobalVariable | None:
+  """Defines the dots' configure and release functions; returns the configuration the launch
+  loads once (its trampoline releases the tiles at its end) if every dot uses the same one, else
+  None (each dot then configures and releases)."""
+  configures = [g for g in module.globals.values()
+                if isinstance(g, llvm.Function) and g.name.startswith(CONFIGURE)]
+  once = len(configures) == 1
+  for fn in configures:
+    b = llvm.IRBuilder(fn.append_basic_block())
+    if not once:
+      config = module.globals[fn.name[len(CONFIGURE):]]
+      b.call(T.declare(module, "llvm.x86.ldtilecfg", llvm.VoidType(), [T.PTR]), [config])
+    b.ret_void()
+  release = module.globals.get(RELEASE)
+  if release is not None:
+    b = llvm.IRBuilder(release.append_basic_block())
+    if not once:
+      b.call(T.declare(module, "llvm.x86.tilerelease", llvm.VoidType(), []), [])
+    b.ret_void()
+  return module.globals[configures[0].name[len(CONFIGURE):]] if once else None
 
 
 def _request_permission(module):

@@ -182,6 +182,13 @@ class Plan:
     return all(v.op.name in CHEAP_OPS or (v.op.name in registry.ELEMENTWISE and
                                           v.op.name not in registry.TENSOR) for v in values)
 
+  def lane_wise_of(self, v: ir.Value, source: ir.Value) -> bool:
+    """Whether lazy `v` is computed from `source`, and through lane-wise ops only: chunk i of `v`
+    reads chunk i of `source` and nothing else of it."""
+    reaches: dict = {}
+    return v is not source and self._reaches(v, source, reaches) and self._elementwise_of(
+        v, source, reaches)
+
   def _elementwise_of(self, v: ir.Value, source: ir.Value, reaches: dict) -> bool:
     """Whether every path from `v` down to `source` goes through lane-wise ops only (so chunk i
     of `v` needs only chunk i of `source`)."""
