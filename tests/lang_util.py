@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import os
 
 import ml_dtypes
 import numpy as np
@@ -38,8 +39,9 @@ _CACHE: dict = {}
 
 
 def compiled(kernel, signature: dict, constants: dict | None = None, **options):
-  """compile_kernel, memoised on (kernel, signature, constants, options)."""
-  key = (kernel, tuple((k, repr(v)) for k, v in signature.items()),
+  """compile_kernel, memoised on (kernel, signature, constants, options, JAX_TRITON_CPU_TARGET)."""
+  key = (kernel, os.environ.get("JAX_TRITON_CPU_TARGET"),
+         tuple((k, repr(v)) for k, v in signature.items()),
          tuple((k, repr(v)) for k, v in (constants or {}).items()), tuple(sorted(options.items())))
   if key not in _CACHE:
     _CACHE[key] = compile_kernel(kernel, signature, constants, **options)

@@ -434,6 +434,31 @@ def test_dot_instructions_in_assembly(target, dtype, present, absent, monkeypatc
     assert instruction not in asm, f"{target} {dtype}: unexpected {instruction!r}"
 
 
+@pytest.mark.parametrize("acc,zero", [("0.0", True), ("-0.0", False), ("1.0", False)])
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "fp64"])
+def test_which_accumulators_count_as_zero(dtype, acc, zero):
+  """tl.dot(a, b)'s splat +0 accumulator, as the reader gives it (floats are numpy scalars of
+  their own type), lets the dot start from zero; -0 (-0 + -0 stays -0) and other values do not."""
+  from jax_triton_cpu.compiler import reader
+  from jax_triton_cpu.compiler.codegen import dot
+  text = f"""
+  tt.func @k(%a: tensor<16x16x{dtype.replace('fp', 'f')}>) -> tensor<16x16x{dtype.replace('fp', 'f')}> {{
+    %c = arith.constant dense<{acc}> : tensor<16x16x{dtype.replace('fp', 'f')}>
+    %d = tt.dot %a, %a, %c : tensor<16x16x{dtype.replace('fp', 'f')}> * tensor<16x16x{dtype.replace('fp', 'f')}> -> tensor<16x16x{dtype.replace('fp', 'f')}>
+    tt.return %d : tensor<16x16x{dtype.replace('fp', 'f')}>
+  }}"""
+  (dot_op,) = [op for op in reader.read_ttir(text).kernel.walk() if op.name == "tt.dot"]
+  assert dot._is_zero(dot_op.operands[2]) == zero
+
+
+def test_amx_dot_without_accumulator_zeroes_its_tiles(monkeypatch):
+  """tl.dot(a, b) on AMX starts its C tiles with tilezero and loads none (no fill of C)."""
+  functions = _functions(_assembly("sapphirerapids", monkeypatch, "bf16"))
+  kernel = functions["dot_kernel"]
+  assert "tilezero" in kernel
+  assert not re.search(r"tileloadd\s+\S+,\s*%tmm[0-3]\b", kernel), "C tiles loaded"
+
+
 def test_amx_library_asks_linux_for_tile_data(monkeypatch):
   """A library with tile instructions asks for them in a load-time constructor:
   arch_prctl(ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18) through syscall(158, ...)."""

@@ -870,6 +870,36 @@ def test_float_casts_round_to_nearest_even(src, dst):
   assert_same_floats(out, round_f64(x.astype(np.float64), dst), f"{src} -> {dst}")
 
 
+BF16_TARGETS = {"host": "", "no-avx512bf16": "x86-64-v3", "sapphirerapids": "sapphirerapids"}
+
+
+@pytest.mark.parametrize("target", list(BF16_TARGETS))
+def test_f32_to_bf16_keeps_denormals(target, monkeypatch):
+  """Where the target has AVX512-BF16, f32 -> bf16 is vcvtneps2bf16, which flushes f32 denormals
+  to zero: chunks holding one take the integer rounding, so every lane still rounds to nearest
+  even (denormals, ties, NaN payloads, infinities). Run on the host and on a target without the
+  instruction; for Sapphire Rapids the assembly is checked (this machine may lack it)."""
+  from lang_util import compiled, launch
+  monkeypatch.setenv("JAX_TRITON_CPU_TARGET", BF16_TARGETS[target])
+  rng = np.random.default_rng(3)
+  n = 256  # 16 chunks of 16 lanes: every other one holds a denormal
+  bits = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+  bits[::2] = (bits[::2] & 0x807FFFFF) | 0x3F800000  # normal values around +-1
+  bits[0:n:32] = [0x00000001, 0x807FFFFF, 0x00008000, 0x00018000, 0x00400000, 0x80000000,
+                  0x00000000, 0x0000FFFF][:len(range(0, n, 32))]
+  bits[16::32] = 0x00010000 + np.arange(len(range(16, n, 32)), dtype=np.uint32)  # denormal ties
+  bits[1:5] = [0x7FA00001, 0xFF800000, 0x7F7FFFFF, 0x3F808000]  # NaN payload, -inf, max, tie
+  x = bits.view(np.float32)
+  out = np.zeros(n, ml_dtypes.bfloat16)
+  signature = {"x_ptr": "*fp32", "out_ptr": "*bf16", "n": "i32"}
+  c = compiled(cast_kernel, signature, {"DST": tl.bfloat16, "ROUNDING": "", "BLOCK": n})
+  if target == "sapphirerapids":
+    assert "vcvtneps2bf16" in c.asm
+    return
+  assert launch(c, [x, out, n], (1,), types=list(signature.values())) == 0
+  assert_same_floats(out, round_f64(x.astype(np.float64), "bf16"), target)
+
+
 def _rtz(x64, dst):
   """float64 -> dst rounded toward zero: the exact nearest-even result, one ulp back toward zero
   where it is farther from zero than x (so finite values stop at the largest finite value)."""

@@ -626,3 +626,57 @@ def test_reductions_fused_into_materialising_loops_2d(dtype):
   assert_equal(sums[2 * BR:2 * BR + R], x.max(1), "max")
   assert_equal(sums[3 * BR:3 * BR + C], x.sum(0), "column sums")
   assert_equal(out, x - x.sum(1, keepdims=True), "x - row sums")
+
+
+# ---- the order of a row's combines ------------------------------------------------------------
+# Along the last axis a row is combined chunk by chunk (4 registers of lanes), then the chunk's
+# lanes by halves; rows of one chunk are folded together, a register of rows at a time
+# (reduction._RowFolder), in that same order. A combine that is neither commutative nor
+# associative (3a + b, wrapping) pins it.
+
+@triton.jit
+def _three_a_plus_b(a, b):
+  return a * 3 + b
+
+
+@triton.jit
+def ordered_reduce_kernel(x_ptr, out_ptr, fused_ptr, R: tl.constexpr, C: tl.constexpr):
+  rows, cols = tl.arange(0, R), tl.arange(0, C)
+  x = tl.load(x_ptr + rows[:, None] * C + cols[None, :])
+  tl.store(out_ptr + rows, tl.reduce(x, 1, _three_a_plus_b))
+  y = x + 1  # materialised (stored and reduced): the reduction runs in the loop computing it
+  tl.store(x_ptr + rows[:, None] * C + cols[None, :], y)
+  tl.store(fused_ptr + rows, tl.reduce(y, 1, _three_a_plus_b))
+
+
+def _ordered_reference(x: np.ndarray, lanes: int) -> np.ndarray:
+  """Per row: chunks of min(C, 4 * lanes) combined in turn, then their lanes by halves."""
+  f = lambda a, b: (a * 3 + b) & 0xFFFFFFFF
+  width = min(x.shape[1], 4 * lanes)
+  acc = x[:, :width].astype(np.int64)
+  for start in range(width, x.shape[1], width):
+    acc = f(acc, x[:, start:start + width])
+  while acc.shape[1] > 1:
+    half = acc.shape[1] // 2
+    acc = f(acc[:, :half], acc[:, half:])
+  return acc[:, 0].astype(np.uint32).view(np.int32)
+
+
+ORDER_TARGETS = {"host": "", "avx2": "haswell,+avx2,+fma,+f16c,+avx", "sse2": "x86-64"}
+
+
+@pytest.mark.parametrize("target", list(ORDER_TARGETS))
+@pytest.mark.parametrize("shape", [(32, 16), (16, 64), (64, 8), (32, 4), (16, 128), (8, 2)])
+def test_rows_combine_in_chunk_then_halving_order(target, shape, monkeypatch):
+  from jax_triton_cpu.compiler.target import _target
+  monkeypatch.setenv("JAX_TRITON_CPU_TARGET", ORDER_TARGETS[target])
+  lanes = _target(ORDER_TARGETS[target]).vector_bits // 32
+  r, c = shape
+  rng = np.random.default_rng(r * c)
+  x = rng.integers(-1000, 1000, shape).astype(np.int32)
+  out, fused = np.zeros(r, np.int32), np.zeros(r, np.int32)
+  expected, expected_fused = _ordered_reference(x, lanes), _ordered_reference(x + 1, lanes)
+  run(ordered_reduce_kernel, {"x_ptr": "*i32", "out_ptr": "*i32", "fused_ptr": "*i32"},
+      [x, out, fused], (1,), {"R": r, "C": c})
+  assert_equal(out, expected, f"{target} {shape}")
+  assert_equal(fused, expected_fused, f"{target} {shape} fused")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable
 
 from .. import ir
@@ -125,7 +126,8 @@ def _is_zero(v: ir.Value) -> bool:
   if op is None or op.name != "arith.constant" or not ir.is_tensor(v.type):
     return False
   value = op.attrs.get("value")
-  return isinstance(value, (int, float)) and value == 0 and math.copysign(1.0, value) > 0
+  # (the reader gives float splats as numpy scalars: np.float32 is a numbers.Real, not a float)
+  return isinstance(value, numbers.Real) and value == 0 and math.copysign(1.0, value) > 0
 
 
 def _accumulates_in_place(acc: ir.Value, result: ir.Value) -> bool:

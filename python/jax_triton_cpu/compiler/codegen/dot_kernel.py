@@ -18,19 +18,6 @@ from . import types as T
 from .lowering import Buffer, Index, _size_of
 
 
-class BFloat(llvm.Type):
-  """LLVM's bfloat, which llvmlite lacks: the operand type of the bf16 dot-product intrinsics."""
-
-  def _to_string(self):
-    return "bfloat"
-
-  def __eq__(self, other):
-    return isinstance(other, BFloat)
-
-  def __hash__(self):
-    return hash("bfloat")
-
-
 @dataclasses.dataclass(frozen=True)
 class Step:
   """acc (`lanes` accumulators) += a (broadcast) * b, over `group` K elements per lane."""
@@ -55,7 +42,7 @@ def fma_step(compute: ir.ScalarType, lanes: int) -> Step:
 def dpbf16_step(lanes: int = 16) -> Step:
   """vdpbf16ps (AVX512-BF16): 2 bf16 products per f32 lane, each exact, added in f32."""
   acc = llvm.VectorType(T.F32, lanes)
-  pairs = llvm.VectorType(BFloat(), 2 * lanes)
+  pairs = llvm.VectorType(T.BF16, 2 * lanes)
 
   def apply(lo, acc_value, a, b):
     return lo.call_intrinsic(f"x86.avx512bf16.dpbf16ps.{32 * lanes}",

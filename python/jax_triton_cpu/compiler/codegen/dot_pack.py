@@ -14,7 +14,7 @@ from llvmlite import ir as llvm
 from .. import ir
 from . import types as T
 from .control_flow import step_of
-from .elementwise import convert
+from .elementwise import convert, converts_bf16
 from .lowering import Buffer, Index, Shifted, _size_of
 from .memory import _load_operands
 
@@ -88,7 +88,7 @@ def pack_rows(lo, v: ir.Value, element: ir.ScalarType, group: int = 1, into: Buf
   with lo.loop_nest(v.type.shape, lanes) as index:
     prefetch_next(lo, v, index)
     value = T.splat(lo.builder, lo.evaluate(v, index), index.lanes)
-    buf.store(lo.builder, index, convert(lo.builder, value, source, element))
+    buf.store(lo.builder, index, convert(lo.builder, value, source, element, converts_bf16(lo)))
   if kp > k:
     pad = T.constant(T.of_lanes(buf.element, kp - k), _negative_zero(buf))
     with lo.loop_nest((*outer, 1), 1) as index:
@@ -151,7 +151,7 @@ def _store_group(lo, v, buf, batch, g, col, first_row, group, k, element, flip_s
     at = Index((*batch, row, col), lanes)
     prefetch_next(lo, v, at)
     value = T.splat(b, lo.evaluate(v, at), lanes)
-    parts.append(convert(b, value, source, element))
+    parts.append(convert(b, value, source, element, converts_bf16(lo)))
   packed = interleave(b, parts)
   if flip_sign:
     packed = b.xor(packed, T.constant(packed.type, 0x80))
@@ -247,7 +247,8 @@ def _pack_columns(lo, v, buf, read, side, group, element, flip_sign):
   with lo.loop(k, side * group) as k0, lo.loop(n, side) as n0:
     columns = []
     for j in range(side):
-      column = convert(b, read(b.add(n0, T.I32(j)) if j else n0, k0), source, element)
+      column = convert(b, read(b.add(n0, T.I32(j)) if j else n0, k0), source, element,
+                       converts_bf16(lo))
       columns.append(b.bitcast(column, lane))
     g0 = b.udiv(k0, T.I32(group)) if group > 1 else k0
     for j, row in enumerate(transpose(b, columns)):

@@ -29,8 +29,12 @@ def bf16_to_f32(b: llvm.IRBuilder, x):
   return b.bitcast(wide, T.of_lanes(T.F32, n))
 
 
-def f32_to_bf16(b: llvm.IRBuilder, x, rtz: bool = False):
-  """Round to nearest even (or toward zero: the top half of the bits); NaNs stay (quiet) NaNs."""
+def f32_to_bf16(b: llvm.IRBuilder, x, rtz: bool = False, instruction: bool = False):
+  """Round to nearest even (or toward zero: the top half of the bits); NaNs stay (quiet) NaNs.
+  instruction: the target has AVX512-BF16, whose vcvtneps2bf16 rounds to nearest even in one
+  instruction."""
+  if instruction and not rtz and T.lanes(x) >= 4:
+    return _f32_to_bf16_instruction(b, x)
   n = T.lanes(x)
   i32 = T.of_lanes(T.I32, n)
   bits = b.bitcast(x, i32)
@@ -42,6 +46,35 @@ def f32_to_bf16(b: llvm.IRBuilder, x, rtz: bool = False):
   quiet_nan = b.or_(b.lshr(bits, T.constant(i32, 16)), T.constant(i32, 0x40))
   is_nan = b.fcmp_unordered("uno", x, x)
   return b.trunc(b.select(is_nan, quiet_nan, rounded), T.of_lanes(T.I16, n))
+
+
+def _f32_to_bf16_instruction(b: llvm.IRBuilder, x):
+  """vcvtneps2bf16 (LLVM's fptrunc to bfloat on AVX512-BF16), which quiets NaNs as f32_to_bf16
+  does but flushes f32 denormals to zero: a chunk holding one takes the integer rounding."""
+  n = T.lanes(x)
+  i32 = T.of_lanes(T.I32, n)
+  bits = b.bitcast(x, i32)
+  denormal = b.and_(b.icmp_unsigned("==", b.and_(bits, T.constant(i32, 0x7F800000)),
+                                    T.constant(i32, 0)),
+                    b.icmp_unsigned("!=", b.and_(bits, T.constant(i32, 0x7FFFFF)),
+                                    T.constant(i32, 0)))
+  if n > 1:
+    denormal = T.call_intrinsic(b, "vector.reduce.or", [denormal], ret=T.I1,
+                                overload=[denormal.type])
+  converted = b.bitcast(b.fptrunc(x, T.of_lanes(T.BF16, n)), T.of_lanes(T.I16, n))
+  before = b.block
+  with b.if_then(denormal, likely=False):
+    exact = f32_to_bf16(b, x)
+    rounded_in = b.block
+  result = b.phi(converted.type)
+  result.add_incoming(converted, before)
+  result.add_incoming(exact, rounded_in)
+  return result
+
+
+def converts_bf16(lo) -> bool:
+  """Whether f32 -> bf16 may use vcvtneps2bf16 (f32_to_bf16's `instruction`)."""
+  return lo.target.has("avx512bf16", "avx512vl")
 
 
 def to_f32_if_bf16(b, x, triton_type):
@@ -56,7 +89,7 @@ def _float_rule(compute):
       return compute(lowering, op, *args)
     result = compute(lowering, op, *(bf16_to_f32(b, a) for a in args))
     if ir.element_type(op.result.type).name == "bf16":
-      result = f32_to_bf16(b, result)
+      result = f32_to_bf16(b, result, instruction=converts_bf16(lowering))
     return result
   return rule
 
@@ -212,21 +245,23 @@ def _cmpf(lo, op, x, y):
 _LLVM_FLOATS = {"f16": T.F16, "f32": T.F32, "f64": T.F64}  # in order of width
 
 
-def float_convert(b, x, src: str, dst: str, rtz: bool = False):
+def float_convert(b, x, src: str, dst: str, rtz: bool = False, bf16_instruction: bool = False):
   """Converts between fp8 / f16 / bf16 / f32 / f64 with one rounding, to nearest even or (rtz)
-  toward zero."""
+  toward zero (bf16_instruction: f32_to_bf16's `instruction`)."""
   n = T.lanes(x)
   if src == dst:
     return x
   if src in fp8.FORMATS or src == "bf16":  # exactly f32 values
     wide = fp8.to_f32(b, x, src) if src in fp8.FORMATS else bf16_to_f32(b, x)
-    return float_convert(b, wide, "f32", dst, rtz)
+    return float_convert(b, wide, "f32", dst, rtz, bf16_instruction)
   if dst in fp8.FORMATS or dst == "bf16":  # through f32: exact, or rounded to odd (or to zero)
     if src == "f64":
       x = _f64_to_f32_round_to_odd(b, x, odd=not rtz)
     elif src == "f16":
       x = b.fpext(x, T.of_lanes(T.F32, n))
-    return fp8.from_f32(b, x, dst, rtz) if dst in fp8.FORMATS else f32_to_bf16(b, x, rtz)
+    if dst in fp8.FORMATS:
+      return fp8.from_f32(b, x, dst, rtz)
+    return f32_to_bf16(b, x, rtz, instruction=bf16_instruction)
   target = T.of_lanes(_LLVM_FLOATS[dst], n)
   if list(_LLVM_FLOATS).index(dst) > list(_LLVM_FLOATS).index(src):
     return b.fpext(x, target)
@@ -244,13 +279,14 @@ def _toward_zero(b, x, nearest):
   return b.bitcast(b.select(away, b.sub(bits, T.constant(bits_type, 1)), bits), nearest.type)
 
 
-def convert(b, x, src: ir.ScalarType, dst: ir.ScalarType):
-  """Converts a value between Triton scalar types (floats, signed ints, bools)."""
+def convert(b, x, src: ir.ScalarType, dst: ir.ScalarType, bf16_instruction: bool = False):
+  """Converts a value between Triton scalar types (floats, signed ints, bools)
+  (bf16_instruction: f32_to_bf16's `instruction`)."""
   if src == dst:
     return x
   n = T.lanes(x)
   if src.is_float and dst.is_float:
-    return float_convert(b, x, src.name, dst.name)
+    return float_convert(b, x, src.name, dst.name, bf16_instruction=bf16_instruction)
   if src.is_int and dst.is_float:
     return int_to_float(b, x, dst.name, signed=src.name != "i1")
   if src.is_int and dst.is_int:
@@ -263,7 +299,8 @@ def convert(b, x, src: ir.ScalarType, dst: ir.ScalarType):
 
 @register(ELEMENTWISE, "arith.extf", "arith.truncf")
 def _float_cast(lo, op, x):
-  return float_convert(lo.builder, x, _operand_type(op).name, _result_type(op).name)
+  return float_convert(lo.builder, x, _operand_type(op).name, _result_type(op).name,
+                       bf16_instruction=converts_bf16(lo))
 
 
 def _f64_to_f32_round_to_odd(b, x, odd: bool):
@@ -352,4 +389,4 @@ _RTZ = 0  # Triton's RoundingMode: RTZ = 0, RTNE = 1
 def _fp_to_fp(lo, op, x):
   """Conversions between float formats, with the rounding mode Triton asks for (rtne or rtz)."""
   return float_convert(lo.builder, x, _operand_type(op).name, _result_type(op).name,
-                       rtz=op.attrs.get("rounding") == _RTZ)
+                       rtz=op.attrs.get("rounding") == _RTZ, bf16_instruction=converts_bf16(lo))

@@ -13,7 +13,7 @@ import functools
 from llvmlite import ir as llvm
 
 from . import fp8, types as T
-from .elementwise import _fp, _operand_type, bf16_to_f32, f32_to_bf16
+from .elementwise import _fp, _operand_type, bf16_to_f32, converts_bf16, f32_to_bf16
 from .registry import ELEMENTWISE, register
 
 
@@ -26,7 +26,8 @@ def promoted(compute):
       widen, narrow = (lambda a: b.fpext(a, T.of_lanes(T.F32, T.lanes(a)))), \
           (lambda r: b.fptrunc(r, args[0].type))
     elif name == "bf16":
-      widen, narrow = (lambda a: bf16_to_f32(b, a)), (lambda r: f32_to_bf16(b, r))
+      widen, narrow = (lambda a: bf16_to_f32(b, a)), \
+          (lambda r: f32_to_bf16(b, r, instruction=converts_bf16(lo)))
     elif name in fp8.FORMATS:
       widen, narrow = (lambda a: fp8.to_f32(b, a, name)), (lambda r: fp8.from_f32(b, r, name))
     else:

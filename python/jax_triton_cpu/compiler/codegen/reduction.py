@@ -27,21 +27,61 @@ def _carry(lo, values):
   return slots
 
 
-def _fold_lanes(lo, combine, values):
-  """Combines the lanes of vectors pairwise by halves, down to scalars."""
+def _lane_list(lanes) -> llvm.Constant:
+  return llvm.Constant(llvm.VectorType(T.I32, len(lanes)), [T.I32(i) for i in lanes])
+
+
+def _fold_lanes(lo, combine, values, down_to: int = 1):
+  """Combines the lanes of vectors pairwise by halves (lane i with lane i + n/2), down to vectors
+  of `down_to` lanes, or scalars."""
   b = lo.builder
   n = T.lanes(values[0])
-  while n > 2:
+  while n > max(2, down_to):
     half = n // 2
-    low, high = (llvm.Constant(llvm.VectorType(T.I32, half), [T.I32(i) for i in lanes])
-                 for lanes in (range(half), range(half, n)))
+    low, high = _lane_list(range(half)), _lane_list(range(half, n))
     values = lo.apply_region(combine, [b.shuffle_vector(v, v, low) for v in values] +
                              [b.shuffle_vector(v, v, high) for v in values])
     n = half
-  if n == 2:
+  if n == 2 and down_to == 1:
     values = lo.apply_region(combine, [b.extract_element(v, T.I32(0)) for v in values] +
                              [b.extract_element(v, T.I32(1)) for v in values])
   return values
+
+
+class _RowFolder:
+  """Folds n rows, each given as vectors of n lanes, into vectors whose lane r is row r folded by
+  halves: the combines of _fold_lanes on each row, in its order, but n - 1 of them (and 2(n - 1)
+  two-vector shuffles) for the n rows instead of n log2(n) each. Rows come one at a time; a merge
+  of two items of k rows (n / k lanes each) keeps, per row, lane i combined with lane i + n/2k,
+  so at most log2(n) + 1 items are live."""
+
+  def __init__(self, lo, combine, n: int):
+    self.lo, self.combine, self.n = lo, combine, n
+    self.items = []  # (level: the item holds 2^level rows, values)
+
+  def push(self, values):
+    level = 0
+    while self.items and self.items[-1][0] == level:
+      values = self._merge(self.items.pop()[1], values, level)
+      level += 1
+    self.items.append((level, values))
+
+  def _merge(self, first, second, level: int):
+    b, n = self.lo.builder, self.n
+    width = n >> level  # lanes per row in each item
+    half = width // 2
+    starts = [row * width for row in range(1 << level)]
+    # lanes of (first, second) as one 2n-lane vector: each row's low halves, then its high halves
+    low, high = (_lane_list([base + s + offset + i for base in (0, n) for s in starts
+                             for i in range(half)]) for offset in (0, half))
+    pairs = list(zip(first, second))
+    return self.lo.apply_region(self.combine, [b.shuffle_vector(x, y, low) for x, y in pairs] +
+                                [b.shuffle_vector(x, y, high) for x, y in pairs])
+
+  def result(self):
+    (level, values), = self.items
+    assert 1 << level == self.n
+    return values
 
 
 def row_lanes(lo, op) -> int:
@@ -51,9 +91,10 @@ def row_lanes(lo, op) -> int:
   return min(op.operands[0].type.shape[-1], 4 * lo.lanes_for(*[v.type for v in op.operands]))
 
 
-def _reduce_row(lo, ops, lanes: int, chunk):
+def _reduce_row(lo, ops, lanes: int, chunk, down_to: int = 1):
   """Reduces rows of `ops`' inputs along the last axis in one loop; chunk(position) gives each
-  op's inputs at that chunk of the row. Returns each op's scalars."""
+  op's inputs at that chunk of the row. Returns each op's scalars (or vectors of `down_to` lanes,
+  for a _RowFolder)."""
   b = lo.builder
   size = ops[0].operands[0].type.shape[-1]
   accumulators = chunk(T.I32(0))
@@ -65,18 +106,54 @@ def _reduce_row(lo, ops, lanes: int, chunk):
         for s, v in zip(op_slots, lo.apply_region(op.regions[0].block, current + values)):
           b.store(v, s.pointer)
     accumulators = [[b.load(s.pointer, typ=s.llvm_type) for s in op_slots] for op_slots in slots]
-  return [_fold_lanes(lo, op.regions[0].block, a) for op, a in zip(ops, accumulators)]
+  return [_fold_lanes(lo, op.regions[0].block, a, down_to) for op, a in zip(ops, accumulators)]
+
+
+def _row_group(lo, ops, shape: tuple, lanes: int) -> int:
+  """How many rows a _RowFolder folds together (1: none): a register's lanes of rows that are one
+  chunk long (where the fold is most of a row's combines)."""
+  n = min(lanes, lo.lanes_for(*[v.type for op in ops for v in op.operands]))
+  if len(shape) < 2 or shape[-1] > lanes or n < 2 or n & (n - 1) or shape[-2] % n:
+    return 1
+  return n
+
+
+def _reduce_rows(lo, ops, shape: tuple, lanes: int, chunk_of, outputs):
+  """Reduces every row of `shape` (the inputs' shape) along its last axis into `outputs` (per op,
+  buffers of shape[:-1]); chunk_of(row) is _reduce_row's `chunk` for the row at `row` (the
+  indices of all but the last axis). Rows go in groups through a _RowFolder where they fit."""
+  b = lo.builder
+  group = _row_group(lo, ops, shape, lanes)
+  with lo.loop_nest(shape[:-1], group) as index:
+    if group == 1:
+      results = _reduce_row(lo, ops, lanes, chunk_of(index.dims))
+    else:
+      *outer, first = index.dims
+      folders = [_RowFolder(lo, op.regions[0].block, group) for op in ops]
+      for r in range(group):
+        row = (*outer, b.add(first, T.I32(r)) if r else first)
+        for folder, values in zip(folders, _reduce_row(lo, ops, lanes, chunk_of(row), group)):
+          folder.push(values)
+      results = [folder.result() for folder in folders]
+    for buffers, values in zip(outputs, results):
+      for buf, v in zip(buffers, values):
+        buf.store(b, index, v)
 
 
 def _inputs_at(lo, op, index: Index):
   return [T.splat(lo.builder, lo.evaluate(v, index), index.lanes) for v in op.operands]
 
 
+def _own_chunks(lo, op, lanes: int):
+  """chunk_of (see _reduce_rows) for a reduction of its own inputs."""
+  return lambda prefix: lambda position: [
+      _inputs_at(lo, op, Index(tuple(prefix) + (position,), lanes))]
+
+
 def _reduce_last_axis(lo, op, prefix: tuple):
   """Reduces the inputs along their last axis at the outer position `prefix` -> scalars."""
   lanes = row_lanes(lo, op)
-  (values,) = _reduce_row(lo, [op], lanes,
-                          lambda position: [_inputs_at(lo, op, Index(prefix + (position,), lanes))])
+  (values,) = _reduce_row(lo, [op], lanes, _own_chunks(lo, op, lanes)(prefix))
   return values
 
 
@@ -90,23 +167,20 @@ def compute_with_reductions(lo, value: ir.Value, dest, ops):
   ops = [op for op in ops if row_lanes(lo, op) == lanes]
   shape = value.type.shape
 
-  def row(prefix):
+  def chunk_of(prefix):
     def chunk(position):
-      index = Index(prefix + (position,), lanes)
+      index = Index(tuple(prefix) + (position,), lanes)
       dest.store(b, index, T.splat(b, lo.evaluate(value, index), lanes))
       return [_inputs_at(lo, op, index) for op in ops]  # reads `value`'s chunk from the memo
-    return _reduce_row(lo, ops, lanes, chunk)
+    return chunk
 
   lo.count_work(value.type.numel)
   if len(shape) == 1:
-    for op, values in zip(ops, row(())):
+    for op, values in zip(ops, _reduce_row(lo, ops, lanes, chunk_of(()))):
       lo.env.update(zip(op.results, values))
     return
   outputs = [[lo.new_buffer(r.type) for r in op.results] for op in ops]
-  with lo.loop_nest(shape[:-1], 1) as index:
-    for buffers, values in zip(outputs, row(index.dims)):
-      for buf, v in zip(buffers, values):
-        buf.store(b, index, v)
+  _reduce_rows(lo, ops, shape, lanes, chunk_of, outputs)
   for op, buffers in zip(ops, outputs):
     lo.env.update(zip(op.results, buffers))
 
@@ -151,9 +225,8 @@ def _reduce(lo, op):
   outputs = [lo.new_buffer(r.type) for r in op.results]
   out_shape = op.results[0].type.shape
   if axis == len(shape) - 1:
-    with lo.loop_nest(out_shape, 1) as index:
-      for buf, value in zip(outputs, _reduce_last_axis(lo, op, index.dims)):
-        buf.store(lo.builder, index, value)
+    lanes = row_lanes(lo, op)
+    _reduce_rows(lo, [op], shape, lanes, _own_chunks(lo, op, lanes), [outputs])
   else:
     with lo.loop_nest(out_shape, lo.lanes_for(*[v.type for v in op.operands])) as index:
       for buf, value in zip(outputs, _sequential(lo, op, index, axis)):

@@ -11,6 +11,23 @@ I1, I8, I16, I32, I64 = (llvm.IntType(n) for n in (1, 8, 16, 32, 64))
 F16, F32, F64 = llvm.HalfType(), llvm.FloatType(), llvm.DoubleType()
 PTR = llvm.PointerType()
 
+
+class BFloat(llvm.Type):
+  """LLVM's bfloat, which llvmlite lacks: only for the instructions that take it (the bf16
+  dot products, vcvtneps2bf16); bf16 values are otherwise held as i16 (below)."""
+
+  def _to_string(self):
+    return "bfloat"
+
+  def __eq__(self, other):
+    return isinstance(other, BFloat)
+
+  def __hash__(self):
+    return hash("bfloat")
+
+
+BF16 = BFloat()
+
 # bf16 and fp8 values live in registers as integers of their width (their bits); arithmetic
 # converts them to f32 explicitly, so no libgcc helper or CPU extension is needed.
 _SCALARS = {
