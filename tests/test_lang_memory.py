@@ -533,6 +533,37 @@ def test_loads_through_wrapping_pointers_in_a_loop(n, programs):
   assert_equal(out, x[:, columns].sum(0), "column sums")
 
 
+@triton.jit
+def row_pointers_kernel(x_ptr, out_ptr, rows, stride, BR: tl.constexpr, BN: tl.constexpr):
+  """Loads through pointer tensors held in memory whose rows axis info proves contiguous: one
+  moved through a loop (p += BR * stride) and one with two readers (kept in a buffer); each row
+  is several chunks long, so every chunk's address comes from its row's first pointer
+  (memory.chunk_address)."""
+  r, c = tl.arange(0, BR), tl.arange(0, BN)
+  p = x_ptr + r[:, None] * stride + c[None, :]
+  acc = tl.zeros((BR, BN), tl.float32)
+  for start in range(0, rows, BR):
+    acc += tl.load(p, mask=(start + r)[:, None] < rows, other=0.0)
+    p += BR * stride
+  q = x_ptr + (r[:, None] + 1) * stride + c[None, :]  # read twice: materialised
+  both = tl.load(q) * 2 + tl.load(q, mask=c[None, :] < BN - 3, other=-1.0)
+  tl.store(out_ptr + r[:, None] * BN + c[None, :], acc)
+  tl.store(out_ptr + BR * BN + r[:, None] * BN + c[None, :], both)
+
+
+def test_loads_through_row_pointers_held_in_memory():
+  rows, stride, br, bn = 37, 70, 8, 64
+  x = np.random.default_rng(5).integers(-9, 10, (rows, stride)).astype(np.float32)
+  out = np.zeros((2, br, bn), np.float32)
+  run(row_pointers_kernel, {"x_ptr": "*fp32", "out_ptr": "*fp32", "rows": "i32", "stride": "i32"},
+      [x, out, rows, stride], (1,), {"BR": br, "BN": bn})
+  padded = np.zeros((-(-rows // br) * br, bn), np.float32)
+  padded[:rows] = x[:, :bn]
+  assert_equal(out[0], padded.reshape(-1, br, bn).sum(0), "loop-carried pointers")
+  q = x[1:br + 1, :bn]
+  assert_equal(out[1], q * 2 + np.where(np.arange(bn) < bn - 3, q, np.float32(-1)), "buffered")
+
+
 # ---- non-temporal stores for launches that write much (codegen/memory.py _streaming) -------------
 
 @triton.jit

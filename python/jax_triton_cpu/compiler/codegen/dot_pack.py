@@ -16,7 +16,7 @@ from . import types as T
 from .control_flow import step_of
 from .elementwise import convert, converts_bf16
 from .lowering import Buffer, Index, Shifted, _size_of
-from .memory import _load_operands
+from .memory import _load_operands, chunk_address, rows_of
 
 
 class Panels(Buffer):
@@ -115,7 +115,11 @@ def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int,
   lanes = min(lanes, n)
   groups = -(-k // group)
   square = _square(lanes, group, k, n, element)
-  chunk = min(_copy_lanes(lo, v.type, element), panel or n)  # columns per chunk of K rows
+  # columns per chunk of K rows: a register of them (a chunk may span panels; _store_group
+  # splits its store)
+  chunk = _copy_lanes(lo, v.type, element)
+  if panel and chunk % panel:
+    chunk = min(chunk, panel)
   read = _column_reader(lo, v, square * group) if square and not outer else None
   if read is not None:  # B's columns are contiguous (k^T, tl.trans(x)): transpose as loaded
     buf = _destination(lo, (groups, n * group), element, into, -2, at, group, panel)
@@ -129,17 +133,18 @@ def pack_groups(lo, v: ir.Value, element: ir.ScalarType, group: int, lanes: int,
     with lo.loop_nest((*outer, full, n), chunk) as index:
       *batch, g, col = index.dims
       first = lo.builder.mul(g, T.I32(group))
-      _store_group(lo, v, buf, batch, g, col, first, group, k, element, flip_sign, chunk)
+      _store_group(lo, v, buf, batch, g, col, first, group, k, element, flip_sign, chunk,
+                   panel=panel)
   if groups > full:  # the last, partial group: rows past K are zeros
     with lo.loop_nest((*outer, 1, n), chunk) as index:
       *batch, _, col = index.dims
       _store_group(lo, v, buf, batch, T.I32(full), col, T.I32(full * group), group, k, element,
-                   flip_sign, chunk, rows=k - full * group)
+                   flip_sign, chunk, rows=k - full * group, panel=panel)
   return buf if into is None else into
 
 
 def _store_group(lo, v, buf, batch, g, col, first_row, group, k, element, flip_sign, lanes,
-                 rows=None):
+                 rows=None, panel=None):
   b = lo.builder
   source = ir.element_type(v.type)
   parts = []
@@ -155,7 +160,13 @@ def _store_group(lo, v, buf, batch, g, col, first_row, group, k, element, flip_s
   packed = interleave(b, parts)
   if flip_sign:
     packed = b.xor(packed, T.constant(packed.type, 0x80))
-  buf.store(b, Index((*batch, g, b.mul(col, T.I32(group))), lanes * group), packed)
+  piece = min(lanes, panel or lanes)  # columns that are consecutive in `buf`
+  for start in range(0, lanes, piece):
+    part = packed if piece == lanes else b.shuffle_vector(packed, packed, llvm.Constant(
+        llvm.VectorType(T.I32, piece * group),
+        [T.I32(start * group + i) for i in range(piece * group)]))
+    column = b.add(col, T.I32(start)) if start else col
+    buf.store(b, Index((*batch, g, b.mul(column, T.I32(group))), piece * group), part)
 
 
 def interleave(b, parts):
@@ -181,9 +192,12 @@ def prefetch_next(lo, v: ir.Value, index: Index):
   if not isinstance(held, Shifted) or held.pointee is None:
     return
   b = lo.builder
-  pointer = lo.evaluate(op.operands[0], index)
-  if T.lanes(pointer) > 1:
-    pointer = b.extract_element(pointer, T.I32(0))
+  if rows_of(lo, op.operands[0]) is not None and index.lanes > 1:
+    pointer = chunk_address(lo, op.operands[0], index)  # (a wrong guess only wastes a prefetch)
+  else:
+    pointer = lo.evaluate(op.operands[0], index)
+    if T.lanes(pointer) > 1:
+      pointer = b.extract_element(pointer, T.I32(0))
   ahead = b.gep(pointer, [step_of(lo, held)], source_etype=held.pointee)
   lo.call_intrinsic("prefetch", [ahead, T.I32(0), T.I32(2), T.I32(1)], ret=llvm.VoidType(),
                     overload=[T.PTR])

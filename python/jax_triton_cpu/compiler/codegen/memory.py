@@ -153,6 +153,31 @@ def load(lo, op: ir.Op, pointer, mask, other, contiguous: bool):
   return _from_memory(b, value, result_type)
 
 
+def rows_of(lo, ptr: ir.Value) -> str | None:
+  """For a tensor of pointers held in memory (a buffer, or a loop's Shifted initial value plus
+  offset): "proven" if axis info shows each row is one run of consecutive elements, "checked" if
+  a flag computed before the loop tells (memory.rows_contiguous), else None."""
+  held = lo.env.get(ptr)
+  if not ir.is_tensor(ptr.type) or not isinstance(held, (Shifted, Buffer)):
+    return None
+  if _contiguous(lo, ptr, ptr.type.shape[-1]):
+    return "proven"
+  return "checked" if isinstance(held, Shifted) and held.rows_contiguous is not None else None
+
+
+def chunk_address(lo, ptr: ir.Value, index: Index):
+  """The address of chunk `index` of a tensor of pointers whose rows run over consecutive
+  elements (rows_of): its row's first pointer plus its column. A program then reads one pointer
+  per row (LLVM keeps it across the row's chunks), not one per chunk spread over a pointer buffer
+  as large as the tile."""
+  held = lo.env[ptr]
+  row_start = Index(index.dims[:-1] + (T.I32(0),), 1)
+  start = (held.load(lo, row_start) if isinstance(held, Shifted)
+           else held.load(lo.builder, row_start))
+  element = T.memory_type(ir.element_type(ptr.type).pointee)
+  return lo.builder.gep(start, [index.dims[-1]], source_etype=element)
+
+
 @register(TENSOR, "tt.load")
 def _tensor_load(lo, value, index: Index):
   op = value.op
@@ -160,13 +185,15 @@ def _tensor_load(lo, value, index: Index):
   mask = lo.evaluate(mask, index) if mask is not None else None
   other = lo.evaluate(other, index) if other is not None else None
   held = lo.env.get(ptr)
-  if (isinstance(held, Shifted) and held.rows_contiguous is not None and index.lanes > 1
-      and not _contiguous(lo, ptr, index.lanes)):
-    def vector_load():  # from the chunk's first pointer alone
-      first = held.load(lo, Index(index.dims, 1))
-      return load(lo, op, T.splat(lo.builder, first, index.lanes), mask, other, True)
-    return _either(lo, held.rows_contiguous, vector_load,
-                   lambda: load(lo, op, lo.evaluate(ptr, index), mask, other, False))
+  rows = rows_of(lo, ptr)
+  if rows is not None and index.lanes > 1:
+    vector_load = lambda: load(lo, op, T.splat(lo.builder, chunk_address(lo, ptr, index),
+                                               index.lanes), mask, other, True)
+    if rows == "proven":
+      return vector_load()
+    if not _contiguous(lo, ptr, index.lanes):
+      return _either(lo, held.rows_contiguous, vector_load,
+                     lambda: load(lo, op, lo.evaluate(ptr, index), mask, other, False))
   pointer = lo.evaluate(ptr, index)
   return load(lo, op, pointer, mask, other,
               T.lanes(pointer) > 1 and _contiguous(lo, ptr, index.lanes))
