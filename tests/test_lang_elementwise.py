@@ -885,9 +885,9 @@ def test_f32_to_bf16_keeps_denormals(target, monkeypatch):
   n = 256  # 16 chunks of 16 lanes: every other one holds a denormal
   bits = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
   bits[::2] = (bits[::2] & 0x807FFFFF) | 0x3F800000  # normal values around +-1
-  bits[0:n:32] = [0x00000001, 0x807FFFFF, 0x00008000, 0x00018000, 0x00400000, 0x80000000,
-                  0x00000000, 0x0000FFFF][:len(range(0, n, 32))]
-  bits[16::32] = 0x00010000 + np.arange(len(range(16, n, 32)), dtype=np.uint32)  # denormal ties
+  bits[0::32] = [0x00000001, 0x807FFFFF, 0x00008000, 0x00018000, 0x00400000, 0x80000000,
+                 0x00000000, 0x0000FFFF]
+  bits[16::32] = 0x00010000 + np.arange(n // 32, dtype=np.uint32)  # denormal ties
   bits[1:5] = [0x7FA00001, 0xFF800000, 0x7F7FFFFF, 0x3F808000]  # NaN payload, -inf, max, tie
   x = bits.view(np.float32)
   out = np.zeros(n, ml_dtypes.bfloat16)

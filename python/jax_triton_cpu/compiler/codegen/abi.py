@@ -46,7 +46,7 @@ def kernel_params(kernel: llvm.Function, function: ir.Function):
 
 
 def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int, name: str,
-                      extents: list[int] = (), fence_stores: bool = False, tile_config=None):
+                      extents: list[int] = (), fence_stores: bool = False, around=None):
   """int32_t NAME(void* const* args, uint64_t first, uint64_t last, uint32_t gx, gy, gz):
   runs programs [first, last) of the flattened grid (x fastest); stops at the first program that
   fails (a device assert, an out-of-bounds access in checked mode) and returns its status. For
@@ -56,8 +56,8 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
   program the calling thread runs (the runtime names it when kernel code faults).
   fence_stores: the kernel may store non-temporally (weakly ordered), so the call ends with an
   sfence, before the runtime tells anyone that the launch is done.
-  tile_config: the AMX tile configuration (a 64-byte global) every dot of the kernel uses, loaded
-  before the first program and released after the last."""
+  around: None, or (enter, leave), each called with the builder to emit what runs before the
+  first program and after the last (dot_amx.finish_tiles: the AMX tile configuration)."""
   message_fn = llvm.Function(module, llvm.FunctionType(T.PTR, []), name=f"{name}_message")
   builder = llvm.IRBuilder(message_fn.append_basic_block())
   builder.ret(debug.thread_state(module, builder)[2])
@@ -85,8 +85,8 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
   y0 = b.trunc(b.urem(rest, b.zext(gy, T.I64)), T.I32)
   z0 = b.trunc(b.udiv(rest, b.zext(gy, T.I64)), T.I32)
   b.store(T.I32(0), status)
-  if tile_config is not None:
-    b.call(T.declare(module, "llvm.x86.ldtilecfg", llvm.VoidType(), [T.PTR]), [tile_config])
+  if around is not None:
+    around[0](b)
   b.cbranch(b.icmp_unsigned("<", first, last), loop, done)
 
   b.position_at_end(loop)
@@ -112,7 +112,7 @@ def define_trampoline(module: llvm.Module, kernel: llvm.Function, n_params: int,
   b.position_at_end(done)
   if fence_stores:
     b.call(T.declare(module, "llvm.x86.sse.sfence", llvm.VoidType(), []), [])
-  if tile_config is not None:
-    b.call(T.declare(module, "llvm.x86.tilerelease", llvm.VoidType(), []), [])
+  if around is not None:
+    around[1](b)
   b.ret(b.load(status, typ=T.I32))
   return fn

@@ -247,26 +247,39 @@ def _stub(module, name: str) -> llvm.Function:
   return fn
 
 
-def finish_tiles(module) -> llvm.GlobalVariable | None:
-  """Defines the dots' configure and release functions; returns the configuration the launch
-  loads once (its trampoline releases the tiles at its end) if every dot uses the same one, else
-  None (each dot then configures and releases)."""
+def _load_config(b: llvm.IRBuilder, config):
+  b.call(T.declare(b.block.function.module, "llvm.x86.ldtilecfg", llvm.VoidType(), [T.PTR]),
+         [config])
+
+
+def _release_tiles(b: llvm.IRBuilder):
+  b.call(T.declare(b.block.function.module, "llvm.x86.tilerelease", llvm.VoidType(), []), [])
+
+
+def finish_tiles(module):
+  """Defines the dots' configure and release functions. If every dot uses one configuration,
+  they are empty and this returns (enter, leave): what the launch runs before its first program
+  (load that configuration) and after its last (release the tiles); else None (each dot then
+  configures and releases)."""
   configures = [g for g in module.globals.values()
                 if isinstance(g, llvm.Function) and g.name.startswith(CONFIGURE)]
+  config_of = lambda fn: module.globals[fn.name[len(CONFIGURE):]]
   once = len(configures) == 1
   for fn in configures:
     b = llvm.IRBuilder(fn.append_basic_block())
     if not once:
-      config = module.globals[fn.name[len(CONFIGURE):]]
-      b.call(T.declare(module, "llvm.x86.ldtilecfg", llvm.VoidType(), [T.PTR]), [config])
+      _load_config(b, config_of(fn))
     b.ret_void()
   release = module.globals.get(RELEASE)
   if release is not None:
     b = llvm.IRBuilder(release.append_basic_block())
     if not once:
-      b.call(T.declare(module, "llvm.x86.tilerelease", llvm.VoidType(), []), [])
+      _release_tiles(b)
     b.ret_void()
-  return module.globals[configures[0].name[len(CONFIGURE):]] if once else None
+  if not once:
+    return None
+  config = config_of(configures[0])
+  return (lambda b: _load_config(b, config)), _release_tiles
 
 
 def _request_permission(module):

@@ -49,8 +49,9 @@ def f32_to_bf16(b: llvm.IRBuilder, x, rtz: bool = False, instruction: bool = Fal
 
 
 def _f32_to_bf16_instruction(b: llvm.IRBuilder, x):
-  """vcvtneps2bf16 (LLVM's fptrunc to bfloat on AVX512-BF16), which quiets NaNs as f32_to_bf16
-  does but flushes f32 denormals to zero: a chunk holding one takes the integer rounding."""
+  """vcvtneps2bf16 (LLVM's fptrunc to bfloat on AVX512-BF16) on a vector, which quiets NaNs as
+  f32_to_bf16 does but flushes f32 denormals to zero: a chunk holding one takes the integer
+  rounding."""
   n = T.lanes(x)
   i32 = T.of_lanes(T.I32, n)
   bits = b.bitcast(x, i32)
@@ -58,9 +59,8 @@ def _f32_to_bf16_instruction(b: llvm.IRBuilder, x):
                                     T.constant(i32, 0)),
                     b.icmp_unsigned("!=", b.and_(bits, T.constant(i32, 0x7FFFFF)),
                                     T.constant(i32, 0)))
-  if n > 1:
-    denormal = T.call_intrinsic(b, "vector.reduce.or", [denormal], ret=T.I1,
-                                overload=[denormal.type])
+  denormal = T.call_intrinsic(b, "vector.reduce.or", [denormal], ret=T.I1,
+                              overload=[denormal.type])
   converted = b.bitcast(b.fptrunc(x, T.of_lanes(T.BF16, n)), T.of_lanes(T.I16, n))
   before = b.block
   with b.if_then(denormal, likely=False):
